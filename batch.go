@@ -1,0 +1,128 @@
+package pathstats
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Key identifies one hourly row.
+type Key struct {
+	Hour    int64  `json:"h"` // HourBucket, unix seconds
+	Path    string `json:"p"`
+	ProxyID string `json:"x,omitempty"`
+}
+
+// Compare orders keys hour first, then path, then proxyId: the primary-key
+// order of the hourly table, so sorted upserts touch pages in order.
+func (k Key) Compare(o Key) int {
+	if c := cmp.Compare(k.Hour, o.Hour); c != 0 {
+		return c
+	}
+	if c := strings.Compare(k.Path, o.Path); c != 0 {
+		return c
+	}
+	return strings.Compare(k.ProxyID, o.ProxyID)
+}
+
+// Delta is a counter increment for one hourly row.
+type Delta struct {
+	Key
+	Counts
+}
+
+// Batch is the unit published to the queue and applied to SQL exactly once:
+// its ID goes into the ledger in the same transaction as its deltas.
+type Batch struct {
+	ID     string  `json:"id"`
+	Node   string  `json:"node,omitempty"`
+	Deltas []Delta `json:"deltas"`
+}
+
+// Events is the number of events the batch carries.
+func (b *Batch) Events() int64 {
+	var n int64
+	for i := range b.Deltas {
+		n += b.Deltas[i].Requests()
+	}
+	return n
+}
+
+// MaxBatchBytes bounds an encoded batch so it fits a NATS message with the
+// server's default 1 MiB max_payload, headers included.
+const MaxBatchBytes = 900 * 1024
+
+// MaxDeltasPerBatch bounds the deltas of one batch so that, with paths up to
+// MaxPathLength, the encoding stays below MaxBatchBytes.
+const MaxDeltasPerBatch = 500
+
+// SortDeltas sorts deltas in key order.
+func SortDeltas(ds []Delta) {
+	slices.SortFunc(ds, func(a, b Delta) int { return a.Key.Compare(b.Key) })
+}
+
+// SplitBatches sorts deltas and cuts them into batches of at most
+// MaxDeltasPerBatch, with ids derived deterministically from baseID, so a
+// retried request produces the same ids and is deduplicated.
+func SplitBatches(baseID, node string, deltas []Delta) []*Batch {
+	SortDeltas(deltas)
+	var out []*Batch
+	for i := 0; i < len(deltas); i += MaxDeltasPerBatch {
+		end := min(i+MaxDeltasPerBatch, len(deltas))
+		id := baseID
+		if len(deltas) > MaxDeltasPerBatch {
+			id = fmt.Sprintf("%s#%d", baseID, i/MaxDeltasPerBatch)
+		}
+		out = append(out, &Batch{ID: id, Node: node, Deltas: deltas[i:end:end]})
+	}
+	return out
+}
+
+// EncodeBatch encodes a batch for the queue.
+func EncodeBatch(b *Batch) ([]byte, error) {
+	data, err := json.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("encode batch: %w", err)
+	}
+	return data, nil
+}
+
+// DecodeBatch decodes and checks a queued batch. An error means the message can
+// never be applied and belongs in the dead-letter table.
+func DecodeBatch(data []byte) (*Batch, error) {
+	var b Batch
+	if err := json.Unmarshal(data, &b); err != nil {
+		return nil, fmt.Errorf("decode batch: %w", err)
+	}
+	if b.ID == "" {
+		return nil, fmt.Errorf("decode batch: missing id")
+	}
+	for i := range b.Deltas {
+		if err := b.Deltas[i].validate(); err != nil {
+			return nil, fmt.Errorf("decode batch %s: delta %d: %w", b.ID, i, err)
+		}
+	}
+	return &b, nil
+}
+
+func (d *Delta) validate() error {
+	if d.Path == "" || d.Path[0] != '/' {
+		return fmt.Errorf("bad path %q", d.Path)
+	}
+	if d.Hour%3600 != 0 {
+		return fmt.Errorf("hour %d is not an hour bucket", d.Hour)
+	}
+	for _, v := range d.Status {
+		if v < 0 {
+			return fmt.Errorf("negative status count")
+		}
+	}
+	for _, v := range d.Latency {
+		if v < 0 {
+			return fmt.Errorf("negative latency count")
+		}
+	}
+	return nil
+}
