@@ -1,0 +1,179 @@
+// Package aggregator applies queued batches to the SQL store exactly once:
+// many messages per transaction, batch ids in a ledger within the same
+// transaction, acknowledgement only after commit, undecodable messages kept
+// aside as dead letters.
+package aggregator
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/pathstats/pathstats"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures an Aggregator. Zero values take the defaults.
+type Config struct {
+	// MaxMessages per transaction (default 256).
+	MaxMessages int
+	// FetchWait bounds how long a fetch waits for messages (default 200ms).
+	FetchWait time.Duration
+	// LedgerTTL is how long batch ids are kept (default 48h; must outlive
+	// any retry horizon).
+	LedgerTTL time.Duration
+	// LagInterval is how often the consumer lag is read (default 2s).
+	LagInterval time.Duration
+	Logger      *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxMessages <= 0 {
+		c.MaxMessages = 256
+	}
+	if c.FetchWait <= 0 {
+		c.FetchWait = 200 * time.Millisecond
+	}
+	if c.LedgerTTL <= 0 {
+		c.LedgerTTL = 48 * time.Hour
+	}
+	if c.LagInterval <= 0 {
+		c.LagInterval = 2 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Aggregator consumes batches from a queue into a store.
+type Aggregator struct {
+	cfg   Config
+	queue pathstats.Queue
+	store pathstats.StatsStore
+	m     *metrics
+}
+
+// New returns an aggregator; reg may be nil.
+func New(cfg Config, q pathstats.Queue, s pathstats.StatsStore, reg prometheus.Registerer) *Aggregator {
+	cfg.setDefaults()
+	return &Aggregator{cfg: cfg, queue: q, store: s, m: newMetrics(reg)}
+}
+
+// Run consumes until ctx ends.
+func (a *Aggregator) Run(ctx context.Context) {
+	go a.watchLag(ctx)
+	go a.pruneLedger(ctx)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if err := a.Step(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			a.cfg.Logger.Warn("aggregator step failed; retrying", "err", err, "backoff", backoff)
+			sleep(ctx, backoff)
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+}
+
+// Step fetches one round of messages and applies them in one transaction.
+func (a *Aggregator) Step(ctx context.Context) error {
+	msgs, err := a.queue.Fetch(ctx, a.cfg.MaxMessages, a.cfg.FetchWait)
+	if err != nil {
+		a.m.errors.WithLabelValues("fetch").Inc()
+		return err
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return a.apply(ctx, msgs)
+}
+
+func (a *Aggregator) apply(ctx context.Context, msgs []pathstats.Message) error {
+	a.m.consumed.Add(float64(len(msgs)))
+	batches := make([]*pathstats.Batch, 0, len(msgs))
+	var good, bad []pathstats.Message
+	var dead []pathstats.DeadLetter
+	for _, m := range msgs {
+		b, err := pathstats.DecodeBatch(m.Data())
+		if err != nil {
+			bad = append(bad, m)
+			dead = append(dead, pathstats.DeadLetter{MsgID: m.ID(), Reason: err.Error(), Payload: m.Data(), ReceivedAt: time.Now()})
+			continue
+		}
+		good = append(good, m)
+		batches = append(batches, b)
+	}
+	start := time.Now()
+	res, err := a.store.Apply(ctx, batches, dead)
+	a.m.applySeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		a.m.errors.WithLabelValues("apply").Inc()
+		for _, m := range msgs {
+			_ = m.Nak()
+		}
+		return err
+	}
+	a.m.applied.Add(float64(res.Applied))
+	a.m.duplicates.Add(float64(res.Duplicates))
+	a.m.rows.Add(float64(res.Rows))
+	a.m.events.Add(float64(res.Events))
+	a.m.dead.Add(float64(len(dead)))
+	for _, m := range good {
+		if err := m.Ack(); err != nil {
+			// Committed already: a redelivery is skipped by the ledger.
+			a.m.errors.WithLabelValues("ack").Inc()
+		}
+	}
+	for i, m := range bad {
+		a.cfg.Logger.Error("dead-lettered undecodable message", "msgId", m.ID(), "reason", dead[i].Reason)
+		if err := m.Term(); err != nil {
+			a.m.errors.WithLabelValues("term").Inc()
+		}
+	}
+	return nil
+}
+
+func (a *Aggregator) watchLag(ctx context.Context) {
+	t := time.NewTicker(a.cfg.LagInterval)
+	defer t.Stop()
+	for {
+		if n, err := a.queue.Pending(ctx); err == nil {
+			a.m.lag.Set(float64(n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (a *Aggregator) pruneLedger(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := a.store.PruneLedger(ctx, time.Now().Add(-a.cfg.LedgerTTL))
+		if err != nil {
+			a.cfg.Logger.Warn("prune ledger failed", "err", err)
+			continue
+		}
+		a.cfg.Logger.Debug("pruned ledger", "rows", n)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,417 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/aggregator"
+	"github.com/pathstats/pathstats/api"
+	"github.com/pathstats/pathstats/demo"
+	"github.com/pathstats/pathstats/gateway"
+	"github.com/pathstats/pathstats/nats"
+	"github.com/pathstats/pathstats/recorder"
+	"github.com/pathstats/pathstats/sqlite"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// shutdownTimeout bounds each step of a graceful shutdown.
+const shutdownTimeout = 10 * time.Second
+
+func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+	var cfg serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.register(fs)
+	if err := loadConfig(fs, args, os.Getenv); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(logger)
+	s := &server{cfg: cfg, log: logger}
+	defer s.close()
+	if err := s.start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	logger.Info("shutting down")
+	return s.shutdown()
+}
+
+// server is one running `pathstats serve`.
+type server struct {
+	cfg   serveConfig
+	log   *slog.Logger
+	reg   *prometheus.Registry
+	nats  *nats.Server
+	queue pathstats.Queue
+	store pathstats.StatsStore
+	rec   *recorder.Recorder
+	agg   *aggregator.Aggregator
+
+	gatewaySrv, adminSrv, demoSrv *http.Server
+	gatewayAddr, adminAddr        string
+
+	cancelWorkers context.CancelFunc
+	recDone       chan struct{}
+	aggDone       chan struct{}
+	demoCancel    context.CancelFunc
+	wg            sync.WaitGroup
+}
+
+func (s *server) start(ctx context.Context) error {
+	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if s.cfg.Durability != "default" && s.cfg.Durability != "strict" {
+		return fmt.Errorf("--durability must be default or strict, not %q", s.cfg.Durability)
+	}
+	s.reg = prometheus.NewRegistry()
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	routes, err := s.routes()
+	if err != nil {
+		return err
+	}
+	if err := s.openQueue(ctx); err != nil {
+		return err
+	}
+	if err := s.openStore(ctx); err != nil {
+		return err
+	}
+	if err := s.startPipeline(ctx, routes); err != nil {
+		return err
+	}
+	if err := s.startGateway(routes); err != nil {
+		return err
+	}
+	if err := s.startAdmin(); err != nil {
+		return err
+	}
+	if s.cfg.Demo {
+		s.startDemoTraffic()
+	}
+	return s.writeAddrFile()
+}
+
+// routes parses --upstream and --route; --demo adds the demo upstream when
+// no default upstream is given.
+func (s *server) routes() ([]gateway.Route, error) {
+	var routes []gateway.Route
+	for _, r := range s.cfg.Routes {
+		route, err := gateway.ParseRoute(r)
+		if err != nil {
+			return nil, fmt.Errorf("--route %q: %w", r, err)
+		}
+		routes = append(routes, route)
+	}
+	upstream := s.cfg.Upstream
+	if upstream == "" && s.cfg.Demo {
+		addr, err := s.startDemoUpstream()
+		if err != nil {
+			return nil, err
+		}
+		upstream = "http://" + addr
+	}
+	if upstream != "" {
+		route, err := gateway.DefaultRoute(upstream)
+		if err != nil {
+			return nil, fmt.Errorf("--upstream: %w", err)
+		}
+		routes = append(routes, route)
+	}
+	return routes, nil
+}
+
+func (s *server) openQueue(ctx context.Context) error {
+	strict := s.cfg.Durability == "strict"
+	switch {
+	case s.cfg.Queue == "embedded" || s.cfg.Queue == "":
+		srv, err := nats.StartEmbedded(ctx, nats.EmbeddedOptions{
+			StoreDir: filepath.Join(s.cfg.DataDir, "nats"), SyncAlways: strict, Logger: s.log,
+		})
+		if err != nil {
+			return err
+		}
+		s.nats = srv
+		nc, err := srv.Connect()
+		if err != nil {
+			return fmt.Errorf("connect embedded nats: %w", err)
+		}
+		q, err := nats.Open(ctx, nc, nats.QueueConfig{})
+		if err != nil {
+			nc.Close()
+			return err
+		}
+		s.queue = q
+	case strings.HasPrefix(s.cfg.Queue, "nats://") || strings.HasPrefix(s.cfg.Queue, "tls://"):
+		q, err := nats.OpenURL(ctx, s.cfg.Queue, nats.QueueConfig{})
+		if err != nil {
+			return err
+		}
+		s.queue = q
+	default:
+		return fmt.Errorf("--queue: unsupported %q (embedded or nats://host:port)", s.cfg.Queue)
+	}
+	return nil
+}
+
+func (s *server) openStore(ctx context.Context) error {
+	dsn := s.cfg.SQL
+	if dsn == "" {
+		dsn = "sqlite:" + filepath.Join(s.cfg.DataDir, "pathstats.db")
+	}
+	path, ok := strings.CutPrefix(dsn, "sqlite:")
+	if !ok {
+		return fmt.Errorf("--sql: unsupported %q (sqlite:PATH)", dsn)
+	}
+	st, err := sqlite.Open(ctx, path, sqlite.Options{Strict: s.cfg.Durability == "strict"})
+	if err != nil {
+		return err
+	}
+	s.store = st
+	return nil
+}
+
+// startPipeline starts the recorder and the aggregator.
+func (s *server) startPipeline(ctx context.Context, routes []gateway.Route) error {
+	templates := map[string]string{}
+	for _, r := range routes {
+		templates[r.ProxyID] = r.Template()
+	}
+	s.rec = recorder.New(recorder.Config{
+		FlushInterval:    s.cfg.FlushInterval,
+		MaxPaths:         s.cfg.MaxPaths,
+		MaxPathsPerProxy: s.cfg.MaxPathsProxy,
+		Templates:        templates,
+		Normalizer:       recorder.Normalizer{Disabled: !s.cfg.Normalize},
+		Logger:           s.log.With("component", "recorder"),
+	}, s.queue)
+	if err := s.rec.RegisterMetrics(s.reg); err != nil {
+		return err
+	}
+	if err := s.seedGuard(ctx); err != nil {
+		return err
+	}
+	workers, cancel := context.WithCancel(context.Background())
+	s.cancelWorkers = cancel
+	s.recDone = make(chan struct{})
+	go func() { defer close(s.recDone); s.rec.Run(workers) }()
+	s.agg = aggregator.New(aggregator.Config{Logger: s.log.With("component", "aggregator")}, s.queue, s.store, s.reg)
+	s.aggDone = make(chan struct{})
+	go func() { defer close(s.aggDone); s.agg.Run(workers) }()
+	return nil
+}
+
+// seedGuard admits the paths of the last day, so a restart does not reopen
+// the cardinality budget.
+func (s *server) seedGuard(ctx context.Context) error {
+	keys, err := s.store.DistinctPaths(ctx, pathstats.HourBucket(time.Now().Add(-24*time.Hour)))
+	if err != nil {
+		return fmt.Errorf("seed cardinality guard: %w", err)
+	}
+	for _, k := range keys {
+		s.rec.Admit(k.ProxyID, k.Path)
+	}
+	return nil
+}
+
+func (s *server) startGateway(routes []gateway.Route) error {
+	if len(routes) == 0 {
+		s.log.Info("gateway off: no --upstream, --route or --demo")
+		return nil
+	}
+	proxy, err := gateway.NewProxy(routes, s.rec, gateway.Options{Logger: s.log.With("component", "gateway")})
+	if err != nil {
+		return err
+	}
+	s.gatewaySrv = gateway.NewServer(s.cfg.Listen, proxy)
+	s.gatewayAddr, err = s.serve(s.gatewaySrv, "gateway")
+	for _, r := range routes {
+		s.log.Info("route", "proxyId", r.ProxyID, "pattern", r.Pattern, "upstream", r.Upstream.String())
+	}
+	return err
+}
+
+func (s *server) startAdmin() error {
+	token, created, err := api.LoadOrCreateToken(s.cfg.DataDir, s.cfg.AdminToken)
+	if err != nil {
+		return err
+	}
+	if created {
+		s.log.Info("admin token generated", "file", filepath.Join(s.cfg.DataDir, "admin-token"))
+	}
+	ingest := &api.Ingest{
+		Builder: s.rec, Queue: s.queue, Retention: s.cfg.Retention,
+		Logger: s.log.With("component", "ingest"), Metrics: api.NewIngestMetrics(s.reg),
+	}
+	mux := api.NewAdminMux(api.AdminConfig{
+		Token: token, Ingest: ingest, Gatherer: s.reg,
+		Checks: map[string]func(context.Context) error{"queue": s.queue.Ping, "sql": s.store.Ping},
+	})
+	s.adminSrv = &http.Server{
+		Addr: s.cfg.AdminListen, Handler: mux,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 1 << 20,
+	}
+	s.adminAddr, err = s.serve(s.adminSrv, "admin")
+	return err
+}
+
+// serve listens on srv.Addr and serves in the background; it returns the
+// bound address (useful with port 0).
+func (s *server) serve(srv *http.Server, name string) (string, error) {
+	ln, err := net.Listen("tcp", srv.Addr)
+	if err != nil {
+		return "", fmt.Errorf("%s listen: %w", name, err)
+	}
+	addr := ln.Addr().String()
+	s.log.Info(name+" listening", "addr", addr)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error(name+" server failed", "err", err)
+		}
+	}()
+	return addr, nil
+}
+
+func (s *server) startDemoUpstream() (string, error) {
+	s.demoSrv = &http.Server{Addr: "127.0.0.1:0", Handler: demo.Upstream(), ReadHeaderTimeout: 10 * time.Second}
+	return s.serve(s.demoSrv, "demo upstream")
+}
+
+func (s *server) startDemoTraffic() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.demoCancel = cancel
+	t := &demo.Traffic{Target: "http://" + s.gatewayAddr, Rate: s.cfg.DemoRate, Logger: s.log.With("component", "demo")}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := t.Run(ctx); err != nil {
+			s.log.Error("demo traffic stopped", "err", err)
+		}
+	}()
+	s.log.Info("demo traffic running", "rate", s.cfg.DemoRate, "target", t.Target)
+}
+
+// addrFile tells tools and tests where a running server listens.
+type addrFile struct {
+	PID     int    `json:"pid"`
+	Admin   string `json:"admin"`
+	Gateway string `json:"gateway,omitempty"`
+}
+
+func (s *server) writeAddrFile() error {
+	data, _ := json.Marshal(addrFile{PID: os.Getpid(), Admin: s.adminAddr, Gateway: s.gatewayAddr})
+	path := filepath.Join(s.cfg.DataDir, "serve.json")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// shutdown stops accepting traffic, flushes the recorder into the queue,
+// lets the aggregator drain and closes the backends.
+func (s *server) shutdown() error {
+	if s.demoCancel != nil {
+		s.demoCancel()
+	}
+	s.stopHTTP(s.gatewaySrv, "gateway")
+	s.stopHTTP(s.adminSrv, "admin")
+	s.stopHTTP(s.demoSrv, "demo upstream")
+	var err error
+	if s.rec != nil {
+		s.cancelWorkers()
+		<-s.recDone
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		err = s.rec.Close(ctx)
+		cancel()
+		if err != nil {
+			s.log.Error("recorder flush at shutdown incomplete", "err", err)
+		}
+		<-s.aggDone
+		s.drain()
+	}
+	s.wg.Wait()
+	return err
+}
+
+// drain applies what the queue still holds, for a bounded time, so a
+// graceful stop leaves SQL up to date.
+func (s *server) drain() {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	for ctx.Err() == nil {
+		n, err := s.queue.Pending(ctx)
+		if err != nil || n == 0 {
+			return
+		}
+		if err := s.agg.Step(ctx); err != nil {
+			s.log.Warn("drain at shutdown stopped", "err", err)
+			return
+		}
+	}
+}
+
+func (s *server) stopHTTP(srv *http.Server, name string) {
+	if srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		s.log.Warn(name+" shutdown", "err", err)
+		_ = srv.Close()
+	}
+}
+
+// close releases backends; safe after a failed start.
+func (s *server) close() {
+	if s.cancelWorkers != nil {
+		s.cancelWorkers()
+	}
+	if s.store != nil {
+		_ = s.store.Close()
+	}
+	if s.queue != nil {
+		_ = s.queue.Close()
+	}
+	if s.nats != nil {
+		s.nats.Shutdown()
+	}
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}
+
+var jsonUnmarshal = json.Unmarshal
