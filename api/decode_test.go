@@ -131,7 +131,7 @@ func FuzzDecodeEvents(f *testing.F) {
 			return
 		}
 		if d.probs.total > 0 {
-			if len(d.probs.list) == 0 || len(d.events) >= d.n {
+			if len(d.probs.list) == 0 || len(d.events) > d.n {
 				t.Fatalf("problems %d listed %d, events %d of %d", d.probs.total, len(d.probs.list), len(d.events), d.n)
 			}
 			for _, p := range d.probs.list {

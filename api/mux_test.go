@@ -25,6 +25,9 @@ func TestAdminMux(t *testing.T) {
 				WriteData(w, http.StatusOK, []string{"/a"})
 			}),
 		},
+		Public: map[string]http.Handler{
+			"GET /{$}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("dashboard")) }),
+		},
 	})
 	auth := "Bearer " + token
 	do := func(method, path, auth string) *httptest.ResponseRecorder {
@@ -75,6 +78,9 @@ func TestAdminMux(t *testing.T) {
 	}
 	wantError(t, do("POST", "/healthz", ""), 405, pathstats.EMethodNotAllowed)
 	wantError(t, do("GET", "/nope", ""), 404, pathstats.ENotFound)
+	if w := do("GET", "/", ""); w.Code != 200 || w.Body.String() != "dashboard" {
+		t.Errorf("public route %d %s", w.Code, w.Body)
+	}
 	if n := len(q.published()); n != 1 {
 		t.Errorf("published %d batches, want 1", n)
 	}

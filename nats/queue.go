@@ -129,14 +129,33 @@ func Open(ctx context.Context, nc *natsgo.Conn, cfg QueueConfig) (*Queue, error)
 	return &Queue{cfg: cfg, nc: nc, js: js, cons: cons}, nil
 }
 
-// ensureStream creates or updates the stream; a concurrent creation by
-// another node ("name already in use") is retried once as an update.
+// errCodeStreamCreate is JetStream's "error creating store for stream".
+const errCodeStreamCreate jetstream.ErrorCode = 10049
+
+// ensureStream creates or updates the stream. A concurrent creation by
+// another node ("name already in use") is retried as an update. So is a
+// store creation error: after the last stream of an account is deleted the
+// server removes the account's empty directories in the background, and a
+// stream created at that moment fails (nats-server 2.15).
 func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
-	_, err := js.CreateOrUpdateStream(ctx, sc)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		_, err = js.CreateOrUpdateStream(ctx, sc)
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if _, err = js.CreateOrUpdateStream(ctx, sc); !retryStream(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	return err
+}
+
+func retryStream(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) ||
+		errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStreamCreate
 }
 
 // OpenURL connects to an external NATS server or cluster (comma-separated

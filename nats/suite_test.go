@@ -1,6 +1,7 @@
 package nats
 
 import (
+	"log/slog"
 	"os"
 	"testing"
 
@@ -16,7 +17,7 @@ func TestQueueEmbeddedInProcess(t *testing.T) {
 }
 
 func TestQueueEmbeddedTCP(t *testing.T) {
-	s := startServer(t, EmbeddedOptions{StoreDir: t.TempDir(), Port: -1})
+	s := startServer(t, EmbeddedOptions{StoreDir: t.TempDir(), Port: -1, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	url := s.ClientURL()
 	queuetest.Run(t, "nats embedded over tcp "+url, func(t *testing.T) pathstats.Queue {
 		return openURLQueue(t, url)

@@ -9,10 +9,12 @@ import (
 	"github.com/pathstats/pathstats"
 )
 
-// sumList is "SUM(requests), SUM(errors), …" over the additive columns.
+// sumList is "SUM(status_1xx), …, SUM(lat_13)". The stored requests, errors
+// and client_errors derive from the status classes, so PathTotals derives
+// them too instead of summing three more columns.
 var sumList = func() string {
-	parts := make([]string, len(sumColumns))
-	for i, c := range sumColumns {
+	parts := make([]string, len(storedCounterColumns))
+	for i, c := range storedCounterColumns {
 		parts[i] = "SUM(" + c + ")"
 	}
 	return strings.Join(parts, ", ")
@@ -41,11 +43,11 @@ func (s *StatsStore) PathTotals(ctx context.Context, fromHour, toHour int64) ([]
 	for rows.Next() {
 		var t pathstats.PathTotal
 		var updated int64
-		dests := []any{&t.Path, &t.ProxyID, &t.Requests, &t.Errors, &t.ClientErrors}
-		dests = append(dests, counterDests(&t.Counts)...)
+		dests := append([]any{&t.Path, &t.ProxyID}, counterDests(&t.Counts)...)
 		if err := rows.Scan(append(dests, &updated)...); err != nil {
 			return nil, fmt.Errorf("path totals: scan: %w", err)
 		}
+		t.Requests, t.Errors, t.ClientErrors = t.Counts.Requests(), t.Counts.Errors(), t.Counts.ClientErrors()
 		t.UpdatedAt = time.Unix(updated, 0).UTC()
 		out = append(out, t)
 	}
