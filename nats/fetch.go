@@ -11,6 +11,9 @@ import (
 	"github.com/pathstats/pathstats"
 )
 
+// ackTimeout bounds the acknowledgement round trip of Message.Ack.
+const ackTimeout = 5 * time.Second
+
 // Fetch returns up to max messages, waiting at most wait for the first one.
 // It returns as soon as some messages are available (it does not wait to
 // fill max); no message within wait gives an empty slice and nil error.

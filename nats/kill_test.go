@@ -25,6 +25,7 @@ func TestKillNineKeepsAckedMessages(t *testing.T) {
 		runKillChild(t, dir)
 		return
 	}
+	t.Parallel()
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKillNineKeepsAckedMessages$")
 	cmd.Env = append(os.Environ(), envKillChild+"="+dir)

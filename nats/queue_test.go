@@ -40,6 +40,7 @@ func expectNone(t *testing.T, q *Queue, wait time.Duration) {
 }
 
 func TestOpenTwiceSameStream(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, EmbeddedOptions{StoreDir: t.TempDir()})
 	cfg := testConfig(t)
 	q1 := openQueue(t, connect(t, s), cfg)
@@ -93,6 +94,7 @@ func TestOpenConcurrent(t *testing.T) {
 }
 
 func TestMessagesSurviveRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := testConfig(t)
 	s := startServer(t, EmbeddedOptions{StoreDir: dir})
@@ -142,6 +144,7 @@ func TestDuplicatePublishStoresOne(t *testing.T) {
 }
 
 func TestRedeliveryAfterAckWait(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, EmbeddedOptions{StoreDir: t.TempDir()})
 	cfg := testConfig(t)
 	cfg.AckWait = 300 * time.Millisecond
@@ -172,6 +175,7 @@ func TestRedeliveryAfterAckWait(t *testing.T) {
 }
 
 func TestNakDelay(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, EmbeddedOptions{StoreDir: t.TempDir()})
 	cfg := testConfig(t)
 	cfg.NakDelay = 500 * time.Millisecond
@@ -227,6 +231,7 @@ func expectUnavailable(t *testing.T, what string, timeout time.Duration, fn func
 }
 
 func TestServerDownInProcess(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, EmbeddedOptions{StoreDir: t.TempDir()})
 	q := openQueue(t, connect(t, s), testConfig(t))
 	publishT(t, q, "before", "x")
@@ -235,6 +240,7 @@ func TestServerDownInProcess(t *testing.T) {
 }
 
 func TestServerDownTCP(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, EmbeddedOptions{StoreDir: t.TempDir(), Port: -1})
 	q, err := OpenURL(testCtx(t), s.ClientURL(), testConfig(t))
 	if err != nil {
@@ -248,7 +254,7 @@ func TestServerDownTCP(t *testing.T) {
 
 func checkDown(t *testing.T, q *Queue) {
 	t.Helper()
-	expectUnavailable(t, "publish", 2*time.Second, func(ctx context.Context) error {
+	expectUnavailable(t, "publish", time.Second, func(ctx context.Context) error {
 		return q.Publish(ctx, "after", []byte("y"))
 	})
 	expectUnavailable(t, "ping", 2*time.Second, q.Ping)

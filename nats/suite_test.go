@@ -1,7 +1,6 @@
 package nats
 
 import (
-	"log/slog"
 	"os"
 	"testing"
 
@@ -10,6 +9,7 @@ import (
 )
 
 func TestQueueEmbeddedInProcess(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, EmbeddedOptions{StoreDir: t.TempDir()})
 	queuetest.Run(t, "nats embedded (in-process connection)", func(t *testing.T) pathstats.Queue {
 		return openQueue(t, connect(t, s), testConfig(t))
@@ -17,7 +17,8 @@ func TestQueueEmbeddedInProcess(t *testing.T) {
 }
 
 func TestQueueEmbeddedTCP(t *testing.T) {
-	s := startServer(t, EmbeddedOptions{StoreDir: t.TempDir(), Port: -1, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	t.Parallel()
+	s := startServer(t, EmbeddedOptions{StoreDir: t.TempDir(), Port: -1})
 	url := s.ClientURL()
 	queuetest.Run(t, "nats embedded over tcp "+url, func(t *testing.T) pathstats.Queue {
 		return openURLQueue(t, url)
@@ -27,6 +28,7 @@ func TestQueueEmbeddedTCP(t *testing.T) {
 // TestQueueExternal runs the suite on the server named by
 // PATHSTATS_TEST_NATS; it fails when that server cannot be reached.
 func TestQueueExternal(t *testing.T) {
+	t.Parallel()
 	url := os.Getenv(envTestNATS)
 	if url == "" {
 		t.Skip(envTestNATS + " not set")
