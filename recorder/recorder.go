@@ -82,7 +82,7 @@ type Recorder struct {
 	guard  guard
 	tables atomic.Pointer[map[string]*table]
 	first  atomic.Pointer[[]*table] // the first proxies, scanned before the map
-	mu     sync.Mutex // serialises table creation
+	mu     sync.Mutex               // serialises table creation
 	nproxy int
 
 	dirtyKeys atomic.Int64

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func parseTest(t *testing.T, args []string, env map[string]string, file string) (serveConfig, error) {
+	t.Helper()
+	var cfg serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.register(fs)
+	if file != "" {
+		p := filepath.Join(t.TempDir(), "pathstats.yaml")
+		if err := os.WriteFile(p, []byte(file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append([]string{"--config", p}, args...)
+	}
+	err := loadConfig(fs, args, func(k string) string { return env[k] })
+	return cfg, err
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	file := "data-dir: /from/file\nlisten: file:1\nadmin-listen: file:2\nflush-interval: 3s\nroute:\n  - a=/a/*=http://a\n  - b=/b/*=http://b\ndemo: true\n"
+	env := map[string]string{"PATHSTATS_LISTEN": "env:1", "PATHSTATS_ADMIN_LISTEN": "env:2"}
+	cfg, err := parseTest(t, []string{"--admin-listen", "flag:2"}, env, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AdminListen != "flag:2" || cfg.Listen != "env:1" || cfg.DataDir != "/from/file" || cfg.FlushInterval != 3*time.Second || !cfg.Demo {
+		t.Fatalf("precedence wrong: %+v", cfg)
+	}
+	if len(cfg.Routes) != 2 || cfg.Routes[1] != "b=/b/*=http://b" {
+		t.Fatalf("routes %v", cfg.Routes)
+	}
+	if cfg.Retention != 720*time.Hour || cfg.Queue != "embedded" {
+		t.Fatalf("defaults lost: %+v", cfg)
+	}
+}
+
+func TestConfigEnvList(t *testing.T) {
+	cfg, err := parseTest(t, nil, map[string]string{"PATHSTATS_ROUTE": "a=/a/*=http://a, b=/b/*=http://b"}, "")
+	if err != nil || len(cfg.Routes) != 2 {
+		t.Fatalf("%v %v", cfg.Routes, err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	if _, err := parseTest(t, nil, nil, "no-such-flag: 1\n"); err == nil {
+		t.Fatal("unknown key accepted")
+	}
+	if _, err := parseTest(t, nil, nil, "flush-interval: soon\n"); err == nil {
+		t.Fatal("bad duration accepted")
+	}
+	if _, err := parseTest(t, nil, map[string]string{"PATHSTATS_DEMO": "maybe"}, ""); err == nil {
+		t.Fatal("bad env bool accepted")
+	}
+	if _, err := parseTest(t, nil, nil, "[not a map"); err == nil {
+		t.Fatal("bad yaml accepted")
+	}
+}

@@ -1,0 +1,60 @@
+// Package testutil holds helpers shared by tests of several packages: real
+// backends (embedded NATS, SQLite in a temp dir) started and cleaned up per
+// test.
+package testutil
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pathstats/pathstats/nats"
+	"github.com/pathstats/pathstats/sqlite"
+)
+
+// Context returns a context cancelled at the end of the test.
+func Context(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// MustStartNATS starts an embedded JetStream server storing in a temp dir.
+// port 0 means in-process only; -1 a random TCP port.
+func MustStartNATS(t testing.TB, port int) *nats.Server {
+	t.Helper()
+	s, err := nats.StartEmbedded(Context(t), nats.EmbeddedOptions{StoreDir: t.TempDir(), Port: port})
+	if err != nil {
+		t.Fatalf("start embedded nats: %v", err)
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+// MustOpenQueue opens the batch queue on an embedded server.
+func MustOpenQueue(t testing.TB, s *nats.Server, cfg nats.QueueConfig) *nats.Queue {
+	t.Helper()
+	nc, err := s.Connect()
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	q, err := nats.Open(Context(t), nc, cfg)
+	if err != nil {
+		nc.Close()
+		t.Fatalf("open queue: %v", err)
+	}
+	t.Cleanup(func() { _ = q.Close(); nc.Close() })
+	return q
+}
+
+// MustOpenSQLite opens a SQLite store in a temp dir.
+func MustOpenSQLite(t testing.TB) *sqlite.StatsStore {
+	t.Helper()
+	st, err := sqlite.Open(Context(t), filepath.Join(t.TempDir(), "stats.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
