@@ -36,9 +36,10 @@ type Delta struct {
 // Batch is the unit published to the queue and applied to SQL exactly once:
 // its ID goes into the ledger in the same transaction as its deltas.
 type Batch struct {
-	ID     string  `json:"id"`
-	Node   string  `json:"node,omitempty"`
-	Deltas []Delta `json:"deltas"`
+	ID        string  `json:"id"`
+	Node      string  `json:"node,omitempty"`
+	CreatedMs int64   `json:"created,omitempty"` // unix ms when the batch was built
+	Deltas    []Delta `json:"deltas"`
 }
 
 // Events is the number of events the batch carries.

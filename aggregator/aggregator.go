@@ -121,6 +121,12 @@ func (a *Aggregator) apply(ctx context.Context, msgs []pathstats.Message) error 
 	a.m.rows.Add(float64(res.Rows))
 	a.m.events.Add(float64(res.Events))
 	a.m.dead.Add(float64(len(dead)))
+	committed := time.Now().UnixMilli()
+	for _, b := range batches {
+		if b.CreatedMs > 0 {
+			a.m.delay.Observe(float64(committed-b.CreatedMs) / 1000)
+		}
+	}
 	for _, m := range good {
 		if err := m.Ack(); err != nil {
 			// Committed already: a redelivery is skipped by the ledger.

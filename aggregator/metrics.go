@@ -5,7 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	consumed, applied, duplicates, dead, rows, events prometheus.Counter
 	errors                                            *prometheus.CounterVec
-	applySeconds                                      prometheus.Histogram
+	applySeconds, delay                               prometheus.Histogram
 	lag                                               prometheus.Gauge
 }
 
@@ -24,6 +24,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Aggregator errors by operation."}, []string{"op"}),
 		applySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "pathstats", Subsystem: "aggregator", Name: "apply_seconds",
 			Help: "Duration of one SQL transaction.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		delay: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "pathstats", Subsystem: "aggregator", Name: "batch_delay_seconds",
+			Help:    "From building a batch (recorder flush or ingest) to its SQL commit; an event waits at most one flush interval more.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "pathstats", Subsystem: "aggregator", Name: "consumer_lag_messages",
 			Help: "Messages in the queue not yet acknowledged by the aggregator."}),
 	}
@@ -31,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.errors.WithLabelValues(op)
 	}
 	if reg != nil {
-		reg.MustRegister(m.consumed, m.applied, m.duplicates, m.dead, m.rows, m.events, m.errors, m.applySeconds, m.lag)
+		reg.MustRegister(m.consumed, m.applied, m.duplicates, m.dead, m.rows, m.events, m.errors, m.applySeconds, m.delay, m.lag)
 	}
 	return m
 }

@@ -105,7 +105,9 @@ func (r *Recorder) Flush() int {
 	id := fmt.Sprintf("%s-%d", r.prefix, r.seq.Add(1))
 	batches := pathstats.SplitBatches(id, r.cfg.Node, deltas)
 	var events int64
+	now := time.Now().UnixMilli()
 	for _, b := range batches {
+		b.CreatedMs = now
 		events += b.Events()
 	}
 	r.stats.Recorded.Add(events)

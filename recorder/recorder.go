@@ -270,7 +270,12 @@ func (r *Recorder) BuildBatches(baseID string, events []pathstats.Event) []*path
 	for k, c := range agg {
 		deltas = append(deltas, pathstats.Delta{Key: k, Counts: *c})
 	}
-	return pathstats.SplitBatches(baseID, r.cfg.Node, deltas)
+	batches := pathstats.SplitBatches(baseID, r.cfg.Node, deltas)
+	now := time.Now().UnixMilli()
+	for _, b := range batches {
+		b.CreatedMs = now
+	}
+	return batches
 }
 
 func randomHex(n int) string {
