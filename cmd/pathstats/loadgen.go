@@ -20,8 +20,11 @@ import (
 // runLoadgen drives load against a running server from a separate process:
 // "ingest" posts NDJSON event batches, "http" sends GET requests to a URL.
 func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "pipeline" {
+		return runPipelineLoad(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || (args[0] != "ingest" && args[0] != "http") {
-		return fmt.Errorf("usage: pathstats loadgen ingest|http [flags]")
+		return fmt.Errorf("usage: pathstats loadgen ingest|http|pipeline [flags]")
 	}
 	mode := args[0]
 	fs := flag.NewFlagSet("loadgen "+mode, flag.ContinueOnError)

@@ -143,7 +143,7 @@ func (s *server) openQueue(ctx context.Context) error {
 	switch {
 	case s.cfg.Queue == "embedded" || s.cfg.Queue == "":
 		srv, err := nats.StartEmbedded(ctx, nats.EmbeddedOptions{
-			StoreDir: filepath.Join(s.cfg.DataDir, "nats"), SyncAlways: strict, Logger: s.log,
+			StoreDir: filepath.Join(s.cfg.DataDir, "nats"), SyncAlways: strict, Logger: atLeast(s.log, slog.LevelWarn),
 		})
 		if err != nil {
 			return err
@@ -190,15 +190,11 @@ func (s *server) openStore(ctx context.Context) error {
 
 // startPipeline starts the recorder and the aggregator.
 func (s *server) startPipeline(ctx context.Context, routes []gateway.Route) error {
-	templates := map[string]string{}
-	for _, r := range routes {
-		templates[r.ProxyID] = r.Template()
-	}
 	s.rec = recorder.New(recorder.Config{
 		FlushInterval:    s.cfg.FlushInterval,
 		MaxPaths:         s.cfg.MaxPaths,
 		MaxPathsPerProxy: s.cfg.MaxPathsProxy,
-		Templates:        templates,
+		Templates:        routeTemplates(routes),
 		Normalizer:       recorder.Normalizer{Disabled: !s.cfg.Normalize},
 		Logger:           s.log.With("component", "recorder"),
 	}, s.queue)
@@ -216,6 +212,24 @@ func (s *server) startPipeline(ctx context.Context, routes []gateway.Route) erro
 	s.aggDone = make(chan struct{})
 	go func() { defer close(s.aggDone); s.agg.Run(workers) }()
 	return nil
+}
+
+// routeTemplates maps each proxyId to its route pattern, the template its
+// paths are normalised with; a proxyId with several patterns gets none (the
+// recorder does not know which one matched).
+func routeTemplates(routes []gateway.Route) map[string]string {
+	out := map[string]string{}
+	count := map[string]int{}
+	for _, r := range routes {
+		count[r.ProxyID]++
+		out[r.ProxyID] = r.Template()
+	}
+	for id, n := range count {
+		if n > 1 {
+			delete(out, id)
+		}
+	}
+	return out
 }
 
 // seedGuard admits the paths of the last day, so a restart does not reopen
@@ -397,6 +411,29 @@ func (s *server) close() {
 	if s.nats != nil {
 		s.nats.Shutdown()
 	}
+}
+
+// atLeast returns a logger that drops records below min (the embedded NATS
+// server is chatty at info level).
+func atLeast(l *slog.Logger, min slog.Level) *slog.Logger {
+	return slog.New(minLevel{Handler: l.Handler(), min: min})
+}
+
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{Handler: h.Handler.WithAttrs(a), min: h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
