@@ -2,7 +2,6 @@ package pathstats
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -79,51 +78,4 @@ func SplitBatches(baseID, node string, deltas []Delta) []*Batch {
 		out = append(out, &Batch{ID: id, Node: node, Deltas: deltas[i:end:end]})
 	}
 	return out
-}
-
-// EncodeBatch encodes a batch for the queue.
-func EncodeBatch(b *Batch) ([]byte, error) {
-	data, err := json.Marshal(b)
-	if err != nil {
-		return nil, fmt.Errorf("encode batch: %w", err)
-	}
-	return data, nil
-}
-
-// DecodeBatch decodes and checks a queued batch. An error means the message can
-// never be applied and belongs in the dead-letter table.
-func DecodeBatch(data []byte) (*Batch, error) {
-	var b Batch
-	if err := json.Unmarshal(data, &b); err != nil {
-		return nil, fmt.Errorf("decode batch: %w", err)
-	}
-	if b.ID == "" {
-		return nil, fmt.Errorf("decode batch: missing id")
-	}
-	for i := range b.Deltas {
-		if err := b.Deltas[i].validate(); err != nil {
-			return nil, fmt.Errorf("decode batch %s: delta %d: %w", b.ID, i, err)
-		}
-	}
-	return &b, nil
-}
-
-func (d *Delta) validate() error {
-	if d.Path == "" || d.Path[0] != '/' {
-		return fmt.Errorf("bad path %q", d.Path)
-	}
-	if d.Hour%3600 != 0 {
-		return fmt.Errorf("hour %d is not an hour bucket", d.Hour)
-	}
-	for _, v := range d.Status {
-		if v < 0 {
-			return fmt.Errorf("negative status count")
-		}
-	}
-	for _, v := range d.Latency {
-		if v < 0 {
-			return fmt.Errorf("negative latency count")
-		}
-	}
-	return nil
 }

@@ -1,7 +1,6 @@
 package pathstats
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -114,7 +113,8 @@ func TestMaxBatchFitsNATS(t *testing.T) {
 }
 
 func TestDecodeBatchRejects(t *testing.T) {
-	for _, in := range []string{``, `{`, `[]`, `{"deltas":[]}`, `{"id":"x","deltas":[{"h":1,"p":"/a"}]}`,
+	good, _ := EncodeBatch(&Batch{ID: "x", Deltas: []Delta{{Key: Key{Hour: 3600, Path: "/a"}}}})
+	for _, in := range []string{string(good[:len(good)-1]), string(good) + "x", ``, `{`, `[]`, `{"deltas":[]}`, `{"id":"x","deltas":[{"h":1,"p":"/a"}]}`,
 		`{"id":"x","deltas":[{"h":3600,"p":"a"}]}`, `{"id":"x","deltas":[{"h":3600,"p":"/a","s":[-1,0,0,0,0]}]}`} {
 		if _, err := DecodeBatch([]byte(in)); err == nil {
 			t.Errorf("DecodeBatch(%q) accepted", in)
@@ -123,10 +123,12 @@ func TestDecodeBatchRejects(t *testing.T) {
 }
 
 func FuzzDecodeBatch(f *testing.F) {
-	b := &Batch{ID: "x", Deltas: []Delta{{Key: Key{Hour: 7200, Path: "/a"}}}}
-	data, _ := json.Marshal(b)
+	b := &Batch{ID: "x", Node: "n", CreatedMs: 5, Deltas: []Delta{{Key: Key{Hour: 7200, Path: "/a", ProxyID: "p"}}}}
+	b.Deltas[0].Status[2] = 300
+	data, _ := EncodeBatch(b)
 	f.Add(data)
 	f.Add([]byte(`{"id":"y","deltas":null}`))
+	f.Add([]byte("PSB1\x01x\x00\x00\xff\xff\xff\xff\x0f"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := DecodeBatch(data)
 		if err != nil {
@@ -134,6 +136,13 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 		if b.ID == "" {
 			t.Fatal("accepted empty id")
+		}
+		again, err := EncodeBatch(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back, err := DecodeBatch(again); err != nil || back.Events() != b.Events() || len(back.Deltas) != len(b.Deltas) {
+			t.Fatalf("re-encode round trip: %v", err)
 		}
 		for _, d := range b.Deltas {
 			if d.Path == "" || d.Path[0] != '/' || d.Hour%3600 != 0 {

@@ -80,15 +80,34 @@ func (a *Aggregator) Run(ctx context.Context) {
 
 // Step fetches one round of messages and applies them in one transaction.
 func (a *Aggregator) Step(ctx context.Context) error {
-	msgs, err := a.queue.Fetch(ctx, a.cfg.MaxMessages, a.cfg.FetchWait)
+	_, err := a.step(ctx, a.cfg.FetchWait)
+	return err
+}
+
+func (a *Aggregator) step(ctx context.Context, wait time.Duration) (int, error) {
+	msgs, err := a.queue.Fetch(ctx, a.cfg.MaxMessages, wait)
 	if err != nil {
 		a.m.errors.WithLabelValues("fetch").Inc()
-		return err
+		return 0, err
 	}
 	if len(msgs) == 0 {
-		return nil
+		return 0, nil
 	}
-	return a.apply(ctx, msgs)
+	return len(msgs), a.apply(ctx, msgs)
+}
+
+// Drain applies messages until a fetch waiting quiet finds none: after the
+// producers stopped, the queue is then empty (used at graceful shutdown).
+func (a *Aggregator) Drain(ctx context.Context, quiet time.Duration) error {
+	for {
+		n, err := a.step(ctx, quiet)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+	}
 }
 
 func (a *Aggregator) apply(ctx context.Context, msgs []pathstats.Message) error {

@@ -48,20 +48,16 @@ func total(t *testing.T, st pathstats.StatsStore, path string) int64 {
 	return 0
 }
 
-// drain steps until the queue is empty.
+// drain applies until the queue is empty.
 func drain(t *testing.T, a *Aggregator, q pathstats.Queue) {
 	t.Helper()
 	ctx := testutil.Context(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if err := a.Step(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if n, err := q.Pending(ctx); err == nil && n == 0 {
-			return
-		}
+	if err := a.Drain(ctx, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("queue not drained in 10s")
+	if n, err := q.Pending(ctx); err != nil || n != 0 {
+		t.Fatalf("pending after drain: %d %v", n, err)
+	}
 }
 
 func TestManyMessagesOneTransaction(t *testing.T) {

@@ -129,26 +129,36 @@ func drive(ctx context.Context, conc int, dur time.Duration, send func(context.C
 	return &res
 }
 
+// ingestSender posts NDJSON bodies from a pool built up front, so the load
+// process spends its CPU on sending, not on formatting; every request gets
+// a fresh Idempotency-Key.
 func ingestSender(client *http.Client, url, token string, perReq, paths int) func(context.Context, *rand.Rand) (int, bool) {
-	return func(ctx context.Context, rng *rand.Rand) (int, bool) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	bodies := make([][]byte, 64)
+	now := time.Now().UnixMilli()
+	for b := range bodies {
 		var body bytes.Buffer
-		now := time.Now().UnixMilli()
 		for i := 0; i < perReq; i++ {
-			p := rng.IntN(paths)
 			status := 200
 			if rng.IntN(50) == 0 {
 				status = 500
 			}
 			fmt.Fprintf(&body, `{"timestamp":%d,"path":"/api/v1/res%d/items","method":"GET","status":%d,"latencyMs":%d,"proxyId":"load"}`+"\n",
-				now, p, status, rng.IntN(300))
+				now, rng.IntN(paths), status, rng.IntN(300))
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, &body)
+		bodies[b] = body.Bytes()
+	}
+	var seq atomic.Int64
+	prefix := fmt.Sprintf("load-%x", time.Now().UnixNano())
+	return func(ctx context.Context, rng *rand.Rand) (int, bool) {
+		n := seq.Add(1)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[n%int64(len(bodies))]))
 		if err != nil {
 			return 0, false
 		}
 		req.Header.Set("Content-Type", "application/x-ndjson")
 		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Idempotency-Key", fmt.Sprintf("load-%x-%x", rng.Uint64(), rng.Uint64()))
+		req.Header.Set("Idempotency-Key", fmt.Sprintf("%s-%d", prefix, n))
 		return perReq, doRequest(client, req, http.StatusAccepted)
 	}
 }

@@ -161,18 +161,7 @@ func (p *pipeline) finish(ctx context.Context) error {
 	if err := p.rec.Close(ctx); err != nil {
 		return err
 	}
-	for {
-		n, err := p.queue.Pending(ctx)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return nil
-		}
-		if err := p.agg.Step(ctx); err != nil {
-			return err
-		}
-	}
+	return p.agg.Drain(ctx, 250*time.Millisecond)
 }
 
 func (p *pipeline) storedEvents(ctx context.Context) (int64, error) {

@@ -373,15 +373,8 @@ func (s *server) shutdown() error {
 func (s *server) drain() {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	for ctx.Err() == nil {
-		n, err := s.queue.Pending(ctx)
-		if err != nil || n == 0 {
-			return
-		}
-		if err := s.agg.Step(ctx); err != nil {
-			s.log.Warn("drain at shutdown stopped", "err", err)
-			return
-		}
+	if err := s.agg.Drain(ctx, 250*time.Millisecond); err != nil {
+		s.log.Warn("drain at shutdown stopped", "err", err)
 	}
 }
 
