@@ -80,6 +80,7 @@ type Recorder struct {
 	cfg    Config
 	pub    Publisher
 	guard  guard
+	maxLen int // normalised path cap
 	tables atomic.Pointer[map[string]*table]
 	first  atomic.Pointer[[]*table] // the first proxies, scanned before the map
 	mu     sync.Mutex               // serialises table creation
@@ -125,6 +126,10 @@ func New(cfg Config, pub Publisher) *Recorder {
 		kick:   make(chan struct{}, 1),
 		prefix: fmt.Sprintf("%s-%x", cfg.Node, time.Now().UnixNano()),
 	}
+	r.maxLen = cfg.Normalizer.MaxLength
+	if r.maxLen <= 0 {
+		r.maxLen = pathstats.MaxPathLength
+	}
 	r.guard.perProxy = int64(cfg.MaxPathsPerProxy)
 	r.guard.total = int64(cfg.MaxPaths)
 	m := map[string]*table{}
@@ -151,13 +156,7 @@ func (r *Recorder) PendingBatches() int64 { return r.pending.batches.Load() }
 // Record counts one response. It does not allocate for a known path.
 func (r *Recorder) Record(proxyID, path string, status int, latency time.Duration, at time.Time) {
 	t := r.table(proxyID)
-	var buf [256]byte
-	norm := r.cfg.Normalizer.Append(buf[:0], path, t.tmpl)
-	h := hashPath(norm)
-	e := t.lookup(h, norm)
-	if e == nil {
-		e = r.admitSlow(t, h, norm)
-	}
+	e := r.find(t, path)
 	sec := at.Unix()
 	hour := sec - sec%3600
 	if t.add(e, hour, pathstats.StatusClass(status), pathstats.LatencyBucketOf(latency), at.UnixMilli()) {
@@ -168,6 +167,24 @@ func (r *Recorder) Record(proxyID, path string, status int, latency time.Duratio
 	for _, tee := range r.tees {
 		tee.Observe(t.proxyID, e.path, status, latency, at)
 	}
+}
+
+// find returns the entry of a raw path. A path that is already normal is
+// found without normalising it: normalisation is idempotent below the length
+// cap, so a raw path equal to a stored (normalised) path normalises to it.
+func (r *Recorder) find(t *table, path string) *entry {
+	if len(path) < r.maxLen {
+		if e := lookup(t, hashPath(path), path); e != nil {
+			return e
+		}
+	}
+	var buf [256]byte
+	norm := r.cfg.Normalizer.Append(buf[:0], path, t.tmpl)
+	h := hashPath(norm)
+	if e := lookup(t, h, norm); e != nil {
+		return e
+	}
+	return r.admitSlow(t, h, norm)
 }
 
 func (r *Recorder) admitSlow(t *table, h uint64, norm []byte) *entry {
@@ -186,7 +203,7 @@ func (r *Recorder) Admit(proxyID, path string) string {
 	var buf [256]byte
 	norm := r.cfg.Normalizer.Append(buf[:0], path, t.tmpl)
 	h := hashPath(norm)
-	if e := t.lookup(h, norm); e != nil {
+	if e := lookup(t, h, norm); e != nil {
 		return e.path
 	}
 	return r.admitSlow(t, h, norm).path

@@ -1,7 +1,6 @@
 package recorder
 
 import (
-	"encoding/binary"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -43,7 +42,7 @@ func newIndex(size int) *index {
 	return &index{mask: uint64(size - 1), slots: make([]indexSlot, size)}
 }
 
-func (ix *index) find(h uint64, path []byte) *entry {
+func find[T string | []byte](ix *index, h uint64, path T) *entry {
 	for i := h & ix.mask; ; i = (i + 1) & ix.mask {
 		s := &ix.slots[i]
 		e := s.entry.Load()
@@ -92,8 +91,8 @@ func newTable(proxyID string, tmpl Template) *table {
 }
 
 // lookup finds a known path without locking or allocating.
-func (t *table) lookup(h uint64, path []byte) *entry {
-	return t.idx.Load().find(h, path)
+func lookup[T string | []byte](t *table, h uint64, path T) *entry {
+	return find(t.idx.Load(), h, path)
 }
 
 // admit returns the entry for path, creating it if the guard allows; nil
@@ -101,7 +100,7 @@ func (t *table) lookup(h uint64, path []byte) *entry {
 func (t *table) admit(h uint64, path []byte, g *guard) *entry {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if e := t.idx.Load().find(h, path); e != nil {
+	if e := find(t.idx.Load(), h, path); e != nil {
 		return e
 	}
 	if !g.reserve(&t.paths) {
@@ -198,18 +197,20 @@ func (t *table) collect(out []pathstats.Delta) []pathstats.Delta {
 	return out
 }
 
-// hashPath is a fast non-cryptographic hash of a normalised path (the index
-// compares the full path after a hash match, so collisions cost only time).
-func hashPath(p []byte) uint64 {
+// hashPath is a fast non-cryptographic hash of a path (the index compares
+// the full path after a hash match, so collisions cost only time).
+func hashPath[T string | []byte](p T) uint64 {
 	const m1, m2 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db
 	h := uint64(len(p)) * m1
 	for len(p) >= 8 {
-		h = mix(h^binary.LittleEndian.Uint64(p), m2)
+		w := uint64(p[0]) | uint64(p[1])<<8 | uint64(p[2])<<16 | uint64(p[3])<<24 |
+			uint64(p[4])<<32 | uint64(p[5])<<40 | uint64(p[6])<<48 | uint64(p[7])<<56
+		h = mix(h^w, m2)
 		p = p[8:]
 	}
 	var tail uint64
-	for i, c := range p {
-		tail |= uint64(c) << (8 * i)
+	for i := 0; i < len(p); i++ {
+		tail |= uint64(p[i]) << (8 * i)
 	}
 	return mix(h^tail, m1)
 }
