@@ -1,0 +1,371 @@
+package lease
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/nats"
+)
+
+const ttl = 300 * time.Millisecond
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// openKV opens a KV bucket on an embedded JetStream server.
+func openKV(t *testing.T) pathstats.KV {
+	t.Helper()
+	s, err := nats.StartEmbedded(ctxT(t), nats.EmbeddedOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start nats: %v", err)
+	}
+	t.Cleanup(s.Shutdown)
+	nc, err := s.Connect()
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	kv, err := nats.OpenKV(ctxT(t), nc, nats.KVConfig{Bucket: "lease_test"})
+	if err != nil {
+		t.Fatalf("open kv: %v", err)
+	}
+	t.Cleanup(func() { _ = kv.Close() })
+	return kv
+}
+
+func contenders(kv pathstats.KV, n int) []*Lease {
+	ls := make([]*Lease, n)
+	for i := range ls {
+		ls[i] = New(kv, "snapshotter", fmt.Sprintf("node-%d", i), ttl)
+	}
+	return ls
+}
+
+// raceAcquire runs TryAcquire on every contender at once and returns the
+// winners' indexes.
+func raceAcquire(t *testing.T, ls []*Lease) []int {
+	t.Helper()
+	var (
+		mu    sync.Mutex
+		won   []int
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+	)
+	for i, l := range ls {
+		wg.Go(func() {
+			<-start
+			ok, err := l.TryAcquire(ctxT(t))
+			if err != nil {
+				t.Errorf("contender %d: %v", i, err)
+			}
+			if ok {
+				mu.Lock()
+				won = append(won, i)
+				mu.Unlock()
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	return won
+}
+
+// holders returns the indexes of the contenders that think they hold it.
+func holders(ls []*Lease) []int {
+	var h []int
+	for i, l := range ls {
+		if l.Held() {
+			h = append(h, i)
+		}
+	}
+	return h
+}
+
+func TestTwoContendersOneWins(t *testing.T) {
+	t.Parallel()
+	ls := contenders(openKV(t), 2)
+	won := raceAcquire(t, ls)
+	if len(won) != 1 {
+		t.Fatalf("winners %v, want exactly one", won)
+	}
+	if h := holders(ls); len(h) != 1 || h[0] != won[0] {
+		t.Fatalf("holders %v, want [%d]", h, won[0])
+	}
+	loser := ls[1-won[0]]
+	if ok, err := loser.TryAcquire(ctxT(t)); ok || err != nil {
+		t.Fatalf("loser retry = (%v, %v), want (false, nil)", ok, err)
+	}
+	if err := loser.Renew(ctxT(t)); !errors.Is(err, ErrLost) {
+		t.Fatalf("loser renew = %v, want ErrLost", err)
+	}
+	if err := ls[won[0]].Renew(ctxT(t)); err != nil {
+		t.Fatalf("winner renew: %v", err)
+	}
+}
+
+func TestReleaseLetsOtherAcquire(t *testing.T) {
+	t.Parallel()
+	ls := contenders(openKV(t), 2)
+	a, b := ls[0], ls[1]
+	if ok, err := a.TryAcquire(ctxT(t)); !ok || err != nil {
+		t.Fatalf("a acquire = (%v, %v)", ok, err)
+	}
+	if ok, _ := b.TryAcquire(ctxT(t)); ok {
+		t.Fatal("b acquired a held lease")
+	}
+	if err := a.Release(ctxT(t)); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	if a.Held() {
+		t.Fatal("a holds after release")
+	}
+	if ok, err := b.TryAcquire(ctxT(t)); !ok || err != nil {
+		t.Fatalf("b acquire right after release = (%v, %v), want true", ok, err)
+	}
+	if ok, _ := a.TryAcquire(ctxT(t)); ok {
+		t.Fatal("a re-acquired b's lease")
+	}
+	if err := a.Release(ctxT(t)); err != nil { // not held: no-op
+		t.Fatalf("release not held: %v", err)
+	}
+	if !b.Held() {
+		t.Fatal("a's release of a lease it does not hold freed b's")
+	}
+}
+
+// TestContendersNeverOverlap: 5 contenders race 20 times, from a free, a
+// deleted, a released, an expired and an already held lease; each time
+// exactly one holds it.
+func TestContendersNeverOverlap(t *testing.T) {
+	t.Parallel()
+	kv := openKV(t)
+	ls := contenders(kv, 5)
+	prev := -1
+	for round := range 20 {
+		won := raceAcquire(t, ls)
+		if len(won) != 1 {
+			t.Fatalf("round %d: winners %v, want exactly one", round, won)
+		}
+		if h := holders(ls); len(h) != 1 || h[0] != won[0] {
+			t.Fatalf("round %d: holders %v, winner %d", round, h, won[0])
+		}
+		if round%4 == 3 && won[0] != prev {
+			t.Fatalf("round %d: holder %d lost its lease to %d", round, prev, won[0])
+		}
+		prev = won[0]
+		switch round % 4 {
+		case 0: // deleted
+			if err := kv.Delete(ctxT(t), ls[0].Key()); err != nil {
+				t.Fatal(err)
+			}
+		case 1: // released
+			if err := ls[won[0]].Release(ctxT(t)); err != nil {
+				t.Fatal(err)
+			}
+		case 2: // the holder keeps it: it wins the next round
+		case 3: // expired, written by a contender that is gone
+			putRecord(t, kv, record{Holder: "dead", ExpiresAtMs: time.Now().Add(-time.Second).UnixMilli()})
+		}
+	}
+}
+
+func putRecord(t *testing.T, kv pathstats.KV, rec record) {
+	t.Helper()
+	v, _ := json.Marshal(rec)
+	if _, err := kv.Put(ctxT(t), "lease:snapshotter", v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRenewDetectsLoss(t *testing.T) {
+	t.Parallel()
+	kv := openKV(t)
+	a := contenders(kv, 1)[0]
+	if ok, err := a.TryAcquire(ctxT(t)); !ok || err != nil {
+		t.Fatalf("acquire = (%v, %v)", ok, err)
+	}
+	// A write of ours whose answer was lost: the lease is still ours.
+	putRecord(t, kv, record{Holder: a.holder, ExpiresAtMs: time.Now().Add(ttl).UnixMilli()})
+	if err := a.Renew(ctxT(t)); err != nil || !a.Held() {
+		t.Fatalf("renew after our own unseen write = %v, held %v", err, a.Held())
+	}
+	putRecord(t, kv, record{Holder: "other", ExpiresAtMs: time.Now().Add(time.Minute).UnixMilli()})
+	if err := a.Renew(ctxT(t)); !errors.Is(err, ErrLost) || a.Held() {
+		t.Fatalf("renew after takeover = %v, held %v; want ErrLost", err, a.Held())
+	}
+}
+
+// elections runs Lease.Run for contenders and records who is elected and
+// that no two jobs ever run at once.
+type elections struct {
+	t       *testing.T
+	running atomic.Int32
+	overlap atomic.Bool
+	elected chan int // index of each newly elected contender
+}
+
+func newElections(t *testing.T) *elections {
+	return &elections{t: t, elected: make(chan int, 16)}
+}
+
+// run starts contender i; cancel stops it (without Release) and waits for
+// Run to return.
+func (e *elections) run(l *Lease, i int) (cancel func()) {
+	ctx, stop := context.WithCancel(ctxT(e.t))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Run(ctx, func(ctx context.Context) {
+			if e.running.Add(1) > 1 {
+				e.overlap.Store(true)
+			}
+			e.elected <- i
+			<-ctx.Done()
+			e.running.Add(-1)
+		})
+	}()
+	cancel = func() { stop(); <-done }
+	e.t.Cleanup(cancel)
+	return cancel
+}
+
+func (e *elections) next(within time.Duration) (int, time.Duration) {
+	e.t.Helper()
+	start := time.Now()
+	select {
+	case i := <-e.elected:
+		return i, time.Since(start)
+	case <-time.After(within):
+		e.t.Fatalf("nobody elected within %s", within)
+	}
+	return -1, 0
+}
+
+func (e *elections) quiet(d time.Duration) {
+	e.t.Helper()
+	select {
+	case i := <-e.elected:
+		e.t.Fatalf("contender %d elected, want no election", i)
+	case <-time.After(d):
+	}
+}
+
+// TestRunTakeoverAfterHolderDies: the leader stops renewing and the other
+// contender runs the job within ttl + ttl/3.
+func TestRunTakeoverAfterHolderDies(t *testing.T) {
+	t.Parallel()
+	ls := contenders(openKV(t), 2)
+	e := newElections(t)
+	cancels := []func(){e.run(ls[0], 0), e.run(ls[1], 1)}
+	leader, _ := e.next(2 * ttl)
+	e.quiet(2 * ttl) // the leader keeps its lease: no second election
+	if !ls[leader].Held() || ls[1-leader].Held() {
+		t.Fatalf("held: %v %v, leader %d", ls[0].Held(), ls[1].Held(), leader)
+	}
+	cancels[leader]() // dies: stops renewing, no release
+	next, took := e.next(2 * ttl)
+	if next != 1-leader {
+		t.Fatalf("contender %d elected, want %d", next, 1-leader)
+	}
+	t.Logf("takeover %s after the leader stopped (ttl %s)", took, ttl)
+	if took > ttl+ttl/3 {
+		t.Fatalf("takeover took %s, want within %s", took, ttl+ttl/3)
+	}
+	if e.overlap.Load() {
+		t.Fatal("two jobs ran at once")
+	}
+}
+
+// TestRunReleaseHandsOverAtOnce: a leader that stops and releases is
+// replaced within one retry interval.
+func TestRunReleaseHandsOverAtOnce(t *testing.T) {
+	t.Parallel()
+	ls := contenders(openKV(t), 2)
+	e := newElections(t)
+	cancels := []func(){e.run(ls[0], 0), e.run(ls[1], 1)}
+	leader, _ := e.next(2 * ttl)
+	cancels[leader]()
+	if err := ls[leader].Release(ctxT(t)); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	next, took := e.next(2 * ttl)
+	if next != 1-leader || took > ttl/3+ttl/6 {
+		t.Fatalf("contender %d elected after %s, want %d within %s", next, took, 1-leader, ttl/3+ttl/6)
+	}
+}
+
+// TestRunJobCancelledOnLoss: when another holder takes the record, the
+// leader's job context ends within a renewal interval.
+func TestRunJobCancelledOnLoss(t *testing.T) {
+	t.Parallel()
+	kv := openKV(t)
+	l := contenders(kv, 1)[0]
+	jobDone := make(chan struct{})
+	ctx, cancel := context.WithCancel(ctxT(t))
+	elected := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() {
+		l.Run(ctx, func(ctx context.Context) {
+			close(elected)
+			<-ctx.Done()
+			close(jobDone)
+		})
+	})
+	select {
+	case <-elected:
+	case <-time.After(2 * ttl):
+		t.Fatal("not elected")
+	}
+	putRecord(t, kv, record{Holder: "usurper", ExpiresAtMs: time.Now().Add(time.Minute).UnixMilli()})
+	select {
+	case <-jobDone:
+	case <-time.After(ttl/3 + ttl/3):
+		t.Fatal("job still running after the lease was taken")
+	}
+	if l.Held() {
+		t.Fatal("still held after loss")
+	}
+}
+
+// TestRunJobReturnReleases: a job that returns by itself gives the lease up
+// so another contender can run it.
+func TestRunJobReturnReleases(t *testing.T) {
+	t.Parallel()
+	ls := contenders(openKV(t), 2)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	ran := make(chan int, 64)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for i, l := range ls {
+		wg.Go(func() {
+			l.Run(ctx, func(context.Context) {
+				select {
+				case ran <- i:
+				default:
+				}
+			})
+		})
+	}
+	seen := map[int]bool{}
+	for deadline := time.After(5 * ttl); len(seen) < 2; {
+		select {
+		case i := <-ran:
+			seen[i] = true
+		case <-deadline:
+			t.Fatalf("jobs ran on %v, want both contenders", seen)
+		}
+	}
+}
