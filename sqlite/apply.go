@@ -15,28 +15,37 @@ const upsertChunk = 250
 
 // Apply applies batches and stores dead letters in one transaction. A batch
 // whose id is already in the ledger, or repeats an earlier batch of the same
-// call, is counted as a duplicate and its deltas are skipped.
+// call, is counted as a duplicate and its deltas are skipped. In the same
+// transaction the window is moved if the store's clock passed an hour, and
+// the deltas of window hours are added to it.
 func (s *StatsStore) Apply(ctx context.Context, batches []*pathstats.Batch, dead []pathstats.DeadLetter) (pathstats.ApplyResult, error) {
 	if len(batches) == 0 && len(dead) == 0 {
 		return pathstats.ApplyResult{}, nil
 	}
+	now := s.now()
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return pathstats.ApplyResult{}, fmt.Errorf("apply: begin: %w", err)
 	}
 	defer tx.Rollback()
-	res, err := applyTx(ctx, tx, batches, dead, time.Now())
+	start, err := advanceTx(ctx, tx, WindowStart(now))
+	if err != nil {
+		return pathstats.ApplyResult{}, err
+	}
+	res, err := applyTx(ctx, tx, batches, dead, now, start)
 	if err != nil {
 		return pathstats.ApplyResult{}, err
 	}
 	if err := tx.Commit(); err != nil {
 		return pathstats.ApplyResult{}, fmt.Errorf("apply: commit: %w", err)
 	}
+	s.noteWindowStart(start)
 	return res, nil
 }
 
-// applyTx does the work of Apply inside tx.
-func applyTx(ctx context.Context, tx *sql.Tx, batches []*pathstats.Batch, dead []pathstats.DeadLetter, now time.Time) (pathstats.ApplyResult, error) {
+// applyTx does the work of Apply inside tx; deltas of hours >= windowStart
+// also go into the window.
+func applyTx(ctx context.Context, tx *sql.Tx, batches []*pathstats.Batch, dead []pathstats.DeadLetter, now time.Time, windowStart int64) (pathstats.ApplyResult, error) {
 	var res pathstats.ApplyResult
 	applied, err := recordBatches(ctx, tx, batches, now)
 	if err != nil {
@@ -52,6 +61,9 @@ func applyTx(ctx context.Context, tx *sql.Tx, batches []*pathstats.Batch, dead [
 		return res, err
 	}
 	res.Rows = len(deltas)
+	if err := upsertWindow(ctx, tx, windowDeltas(deltas, windowStart)); err != nil {
+		return res, err
+	}
 	if err := insertDeadLetters(ctx, tx, dead, now); err != nil {
 		return res, err
 	}

@@ -1,11 +1,15 @@
 // Package sqlite implements pathstats.StatsStore on SQLite, through the
 // pure-Go modernc.org/sqlite driver.
 //
+// Besides the hourly rows (the source of truth) it keeps a rolling 24-hour
+// window table, updated in Apply's transaction and indexed for the read
+// path's pages (see AdvanceWindow and QueryPaths).
+//
 // The store keeps two connection pools on one database file: a single writer
-// connection, used by Apply, PruneLedger and migrations, so writers never
-// contend for the lock among themselves, and a pool of read-only connections
-// for the queries. The database runs in WAL mode, so readers never block the
-// writer and the writer never blocks readers.
+// connection, used by every write, so writers never contend for the lock
+// among themselves, and a pool of read-only connections for the queries.
+// The database runs in WAL mode, so readers never block the writer and the
+// writer never blocks readers.
 package sqlite
 
 import (
@@ -18,6 +22,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pathstats/pathstats"
@@ -25,7 +31,11 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-var _ pathstats.StatsStore = (*StatsStore)(nil)
+var (
+	_ pathstats.StatsStore      = (*StatsStore)(nil)
+	_ pathstats.WindowReader    = (*StatsStore)(nil)
+	_ pathstats.PathConfigStore = (*StatsStore)(nil)
+)
 
 // busyTimeout is how long a connection waits for a lock before SQLITE_BUSY.
 const busyTimeout = 10 * time.Second
@@ -36,16 +46,24 @@ type Options struct {
 	// batches survive an OS crash or power loss. The default, NORMAL,
 	// survives a process crash.
 	Strict bool
+	// Now is the store's clock (nil: time.Now). It places the rolling
+	// window and stamps applied rows; tests set a fixed clock.
+	Now func() time.Time
 }
 
 // StatsStore is a pathstats.StatsStore on one SQLite database file.
 type StatsStore struct {
-	writer *sql.DB // one connection: Apply, PruneLedger, migrations
+	writer *sql.DB // one connection: every write (Apply, window, configs, …)
 	reader *sql.DB // read-only pool: queries
+	now    func() time.Time
+
+	advanceMu   sync.Mutex   // one AdvanceWindow at a time
+	windowStart atomic.Int64 // window start last committed (a lower bound)
 }
 
 // Open opens (creating if needed) the database at path, applies pending
-// schema migrations and returns the store.
+// schema migrations, brings the window up to the store's clock (building it
+// from the hourly rows on the first open) and returns the store.
 func Open(ctx context.Context, path string, opts Options) (*StatsStore, error) {
 	if path == "" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("open sqlite: invalid path %q", path)
@@ -66,7 +84,15 @@ func Open(ctx context.Context, path string, opts Options) (*StatsStore, error) {
 		writer.Close()
 		return nil, err
 	}
-	return &StatsStore{writer: writer, reader: reader}, nil
+	s := &StatsStore{writer: writer, reader: reader, now: opts.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.AdvanceWindow(ctx, s.now()); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // openDB opens one pool. The pragmas are DSN parameters, so the driver

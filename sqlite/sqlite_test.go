@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pathstats/pathstats"
 	"github.com/pathstats/pathstats/internal/storetest"
@@ -21,14 +22,16 @@ func mustOpen(t *testing.T, path string, opts Options) *StatsStore {
 }
 
 func TestStatsStore(t *testing.T) {
-	storetest.Run(t, "sqlite", func(t *testing.T) pathstats.StatsStore {
-		return mustOpen(t, filepath.Join(t.TempDir(), "pathstats.db"), Options{})
+	t.Parallel()
+	storetest.Run(t, "sqlite", func(t *testing.T, now func() time.Time) pathstats.StatsStore {
+		return mustOpen(t, filepath.Join(t.TempDir(), "pathstats.db"), Options{Now: now})
 	})
 }
 
 func TestStatsStoreStrict(t *testing.T) {
-	storetest.Run(t, "sqlite (strict)", func(t *testing.T) pathstats.StatsStore {
-		return mustOpen(t, filepath.Join(t.TempDir(), "pathstats.db"), Options{Strict: true})
+	t.Parallel()
+	storetest.Run(t, "sqlite (strict)", func(t *testing.T, now func() time.Time) pathstats.StatsStore {
+		return mustOpen(t, filepath.Join(t.TempDir(), "pathstats.db"), Options{Strict: true, Now: now})
 	})
 }
 
@@ -52,7 +55,8 @@ func TestMigrationsIdempotent(t *testing.T) {
 		if n != len(ms) || maxV != ms[len(ms)-1].version {
 			t.Errorf("open %d: %d migrations recorded, max %d; want %d, max %d", i, n, maxV, len(ms), ms[len(ms)-1].version)
 		}
-		for _, table := range []string{"path_stats_hourly", "batch_ledger", "dead_letters"} {
+		for _, table := range []string{"path_stats_hourly", "batch_ledger", "dead_letters",
+			"path_stats_window", "window_state", "window_counts", "path_configs"} {
 			var name string
 			if err := s.reader.QueryRowContext(ctx,
 				`SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&name); err != nil {
