@@ -34,6 +34,7 @@ type serveConfig struct {
 	Queue          string
 	SQL            string
 	FlushInterval  time.Duration
+	AckWait        time.Duration
 	Retention      time.Duration
 	Durability     string
 	Demo           bool
@@ -58,6 +59,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Queue, "queue", "embedded", "queue: embedded or nats://host:port")
 	fs.StringVar(&c.SQL, "sql", "", "SQL store: sqlite:PATH (default sqlite:<data-dir>/pathstats.db)")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", time.Second, "how often recorded counters are published")
+	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "redelivery delay of a batch fetched by a node that died before acknowledging it")
 	fs.DurationVar(&c.Retention, "retention", 720*time.Hour, "hourly rows kept in SQL; ingest refuses older events")
 	fs.StringVar(&c.Durability, "durability", "default", "default (survives process crash) or strict (fsync before every ack)")
 	fs.BoolVar(&c.Demo, "demo", false, "built-in demo upstream and synthetic traffic")

@@ -130,7 +130,7 @@ func TestIngestIdempotencyAndRejections(t *testing.T) {
 // checks SQL holds exactly the events sent.
 func TestKill9ExactlyOnce(t *testing.T) {
 	dir := t.TempDir()
-	c := startServe(t, dir)
+	c := startServe(t, dir, "--ack-wait", "1s")
 	const requests, perRequest = 60, 200
 	bodies := make([][]byte, requests)
 	now := time.Now().UnixMilli()
@@ -176,12 +176,15 @@ func TestKill9ExactlyOnce(t *testing.T) {
 	if accepted == 0 || accepted == requests {
 		t.Logf("accepted %d of %d before the kill", accepted, requests)
 	}
-	c2 := startServe(t, dir)
+	// Batches the killed process had fetched but not acknowledged come
+	// back after the ack wait; wait until the queue is empty.
+	c2 := startServe(t, dir, "--ack-wait", "1s")
 	for i := 0; i < requests; i++ {
 		if code := send(c2, i); code != http.StatusAccepted {
 			t.Fatalf("resend %d: %d", i, code)
 		}
 	}
+	c2.waitMetric("pathstats_aggregator_consumer_lag_messages", 0, 20*time.Second)
 	c2.stop()
 	if n := sumRequests(sqlTotals(t, dir)); n != requests*perRequest {
 		t.Fatalf("SQL holds %d events, sent %d", n, requests*perRequest)

@@ -205,3 +205,39 @@ func ndjson(events ...map[string]any) []byte {
 	}
 	return b.Bytes()
 }
+
+// metric reads one unlabelled metric value from /metrics (-1 when absent).
+func (c *child) metric(name string) float64 {
+	c.t.Helper()
+	resp, err := http.Get(c.admin + "/metrics")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscanf(v, "%g", &f); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+// waitMetric waits until a metric has the wanted value, failing after d.
+func (c *child) waitMetric(name string, want float64, d time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		got := c.metric(name)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s = %v after %s, want %v", name, got, d, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

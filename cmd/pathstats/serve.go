@@ -153,14 +153,14 @@ func (s *server) openQueue(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("connect embedded nats: %w", err)
 		}
-		q, err := nats.Open(ctx, nc, nats.QueueConfig{})
+		q, err := nats.Open(ctx, nc, nats.QueueConfig{AckWait: s.cfg.AckWait})
 		if err != nil {
 			nc.Close()
 			return err
 		}
 		s.queue = q
 	case strings.HasPrefix(s.cfg.Queue, "nats://") || strings.HasPrefix(s.cfg.Queue, "tls://"):
-		q, err := nats.OpenURL(ctx, s.cfg.Queue, nats.QueueConfig{})
+		q, err := nats.OpenURL(ctx, s.cfg.Queue, nats.QueueConfig{AckWait: s.cfg.AckWait})
 		if err != nil {
 			return err
 		}
