@@ -64,8 +64,12 @@ func (a *Aggregator) Run(ctx context.Context) {
 	go a.watchLag(ctx)
 	go a.pruneLedger(ctx)
 	backoff := 100 * time.Millisecond
+	// A step is never cut short by ctx: messages fetched and then
+	// abandoned would only come back after the ack wait. A step ends within
+	// FetchWait plus one transaction, so stopping stays prompt.
+	stepCtx := context.WithoutCancel(ctx)
 	for ctx.Err() == nil {
-		if err := a.Step(ctx); err != nil {
+		if err := a.Step(stepCtx); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -99,12 +103,15 @@ func (a *Aggregator) step(ctx context.Context, wait time.Duration) (int, error) 
 // Drain applies messages until a fetch waiting quiet finds none: after the
 // producers stopped, the queue is then empty (used at graceful shutdown).
 func (a *Aggregator) Drain(ctx context.Context, quiet time.Duration) error {
+	total := 0
 	for {
 		n, err := a.step(ctx, quiet)
 		if err != nil {
 			return err
 		}
+		total += n
 		if n == 0 {
+			a.cfg.Logger.Debug("drained queue", "messages", total)
 			return nil
 		}
 	}

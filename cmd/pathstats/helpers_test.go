@@ -73,7 +73,7 @@ func startServe(t *testing.T, dataDir string, args ...string) *child {
 	t.Helper()
 	_ = os.Remove(filepath.Join(dataDir, "serve.json"))
 	all := append([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0",
-		"--admin-listen", "127.0.0.1:0", "--flush-interval", "100ms", "--log-level", "warn"}, args...)
+		"--admin-listen", "127.0.0.1:0", "--flush-interval", "100ms", "--log-level", "debug"}, args...)
 	cmd := exec.Command(os.Args[0], all...)
 	cmd.Env = append(os.Environ(), "PATHSTATS_E2E_CHILD=1")
 	c := &child{t: t, cmd: cmd, dataDir: dataDir, logs: &syncBuffer{}, done: make(chan error, 1)}

@@ -22,7 +22,9 @@ import (
 	"github.com/pathstats/pathstats/demo"
 	"github.com/pathstats/pathstats/gateway"
 	"github.com/pathstats/pathstats/nats"
+	"github.com/pathstats/pathstats/readpath"
 	"github.com/pathstats/pathstats/recorder"
+	"github.com/pathstats/pathstats/snapshot"
 	"github.com/pathstats/pathstats/sqlite"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -61,14 +63,20 @@ type server struct {
 	reg   *prometheus.Registry
 	nats  *nats.Server
 	queue pathstats.Queue
-	store pathstats.StatsStore
+	store *sqlite.StatsStore
+	kv    pathstats.KV
+	snap  *snapshot.Writer
+	paths *readpath.Service
+	conf  *readpath.ConfigCache
 	rec   *recorder.Recorder
 	agg   *aggregator.Aggregator
 
 	gatewaySrv, adminSrv, demoSrv *http.Server
 	gatewayAddr, adminAddr        string
 
+	workers       context.Context
 	cancelWorkers context.CancelFunc
+	snapDone      chan struct{}
 	recDone       chan struct{}
 	aggDone       chan struct{}
 	demoCancel    context.CancelFunc
@@ -94,9 +102,13 @@ func (s *server) start(ctx context.Context) error {
 	if err := s.openStore(ctx); err != nil {
 		return err
 	}
+	if err := s.openKV(ctx); err != nil {
+		return err
+	}
 	if err := s.startPipeline(ctx, routes); err != nil {
 		return err
 	}
+	s.startReadPath(routes)
 	if err := s.startGateway(routes); err != nil {
 		return err
 	}
@@ -171,6 +183,65 @@ func (s *server) openQueue(ctx context.Context) error {
 	return nil
 }
 
+// openKV opens the KV store: a bucket on the embedded server, or on an
+// external NATS.
+func (s *server) openKV(ctx context.Context) error {
+	if s.cfg.KV == "" && s.nats == nil {
+		s.cfg.KV = s.cfg.Queue
+	}
+	switch {
+	case s.cfg.KV == "embedded" || s.cfg.KV == "":
+		if s.nats == nil {
+			return fmt.Errorf("--kv embedded needs the embedded queue; use --kv nats://host:port with --queue %s", s.cfg.Queue)
+		}
+		nc, err := s.nats.Connect()
+		if err != nil {
+			return fmt.Errorf("connect embedded nats for kv: %w", err)
+		}
+		kv, err := nats.OpenKV(ctx, nc, nats.KVConfig{})
+		if err != nil {
+			nc.Close()
+			return err
+		}
+		s.kv = kv
+	case strings.HasPrefix(s.cfg.KV, "nats://") || strings.HasPrefix(s.cfg.KV, "tls://"):
+		kv, err := nats.OpenKVURL(ctx, s.cfg.KV, nats.KVConfig{})
+		if err != nil {
+			return err
+		}
+		s.kv = kv
+	default:
+		return fmt.Errorf("--kv: unsupported %q (embedded or nats://host:port)", s.cfg.KV)
+	}
+	return nil
+}
+
+// startReadPath starts the snapshot writer (one per cluster through its
+// lease) and the read path that follows its versions.
+func (s *server) startReadPath(routes []gateway.Route) {
+	s.snap = snapshot.NewWriter(s.kv, s.store, snapshot.WriterOptions{Registerer: s.reg, Logger: s.log.With("component", "snapshot")})
+	s.conf = readpath.NewConfigCache(s.store, 5*time.Second)
+	patterns := map[string]string{}
+	for _, r := range routes {
+		patterns[r.ProxyID] = r.Pattern
+	}
+	s.paths = readpath.New(readpath.Options{
+		KV: s.kv, Loader: snapshot.NewReader(s.kv, snapshot.ReaderOptions{}), Refresh: s.snap.Trigger,
+		SQL: s.store, Configs: s.conf, Patterns: patterns, MaxAge: s.cfg.SnapshotMaxAge,
+		Logger: s.log.With("component", "readpath"),
+	})
+	s.paths.RegisterMetrics(s.reg)
+	s.snapDone = make(chan struct{})
+	go func() {
+		defer close(s.snapDone)
+		if err := s.snap.Run(s.workers, s.cfg.SnapshotEvery); err != nil && s.workers.Err() == nil {
+			s.log.Error("snapshot writer stopped", "err", err)
+		}
+	}()
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.paths.Run(s.workers) }()
+}
+
 func (s *server) openStore(ctx context.Context) error {
 	dsn := s.cfg.SQL
 	if dsn == "" {
@@ -205,7 +276,7 @@ func (s *server) startPipeline(ctx context.Context, routes []gateway.Route) erro
 		return err
 	}
 	workers, cancel := context.WithCancel(context.Background())
-	s.cancelWorkers = cancel
+	s.workers, s.cancelWorkers = workers, cancel
 	s.recDone = make(chan struct{})
 	go func() { defer close(s.recDone); s.rec.Run(workers) }()
 	s.agg = aggregator.New(aggregator.Config{Logger: s.log.With("component", "aggregator")}, s.queue, s.store, s.reg)
@@ -276,7 +347,8 @@ func (s *server) startAdmin() error {
 	}
 	mux := api.NewAdminMux(api.AdminConfig{
 		Token: token, Ingest: ingest, Gatherer: s.reg,
-		Checks: map[string]func(context.Context) error{"queue": s.queue.Ping, "sql": s.store.Ping},
+		Checks: map[string]func(context.Context) error{"queue": s.queue.Ping, "sql": s.store.Ping, "kv": s.kv.Ping},
+		Extra:  s.adminRoutes(),
 	})
 	s.adminSrv = &http.Server{
 		Addr: s.cfg.AdminListen, Handler: mux,
@@ -285,6 +357,15 @@ func (s *server) startAdmin() error {
 	}
 	s.adminAddr, err = s.serve(s.adminSrv, "admin")
 	return err
+}
+
+// adminRoutes are the authenticated admin endpoints beyond ingest.
+func (s *server) adminRoutes() map[string]http.Handler {
+	routes := api.PathConfigHandlers(s.conf)
+	v2 := api.PathsHandler(s.paths)
+	routes["GET /api/admin/paths-v2"] = v2
+	routes["GET /api/admin/paths"] = v2 // until the canary router lands
+	return routes
 }
 
 // serve listens on srv.Addr and serves in the background; it returns the
@@ -358,11 +439,19 @@ func (s *server) shutdown() error {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		err = s.rec.Close(ctx)
 		cancel()
+		st := s.rec.Stats()
+		s.log.Debug("recorder flushed", "recorded", st.Recorded.Load(), "publishedEvents", st.PublishedEvents.Load())
 		if err != nil {
 			s.log.Error("recorder flush at shutdown incomplete", "err", err)
 		}
 		<-s.aggDone
 		s.drain()
+	}
+	if s.snap != nil {
+		<-s.snapDone
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		_ = s.snap.Close(ctx)
+		cancel()
 	}
 	s.wg.Wait()
 	return err
@@ -400,6 +489,9 @@ func (s *server) close() {
 	}
 	if s.queue != nil {
 		_ = s.queue.Close()
+	}
+	if s.kv != nil {
+		_ = s.kv.Close()
 	}
 	if s.nats != nil {
 		s.nats.Shutdown()
