@@ -10,7 +10,8 @@ type Message interface {
 	// ID is the message id the publisher set (the batch id).
 	ID() string
 	Data() []byte
-	// Ack confirms the message was applied; it is not redelivered.
+	// Ack confirms the message was applied. It may not wait for the
+	// queue: a lost ack means one redelivery, which the ledger skips.
 	Ack() error
 	// Nak asks for redelivery later (a transient failure).
 	Nak() error

@@ -15,7 +15,7 @@ import (
 
 // Config configures an Aggregator. Zero values take the defaults.
 type Config struct {
-	// MaxMessages per transaction (default 256).
+	// MaxMessages per transaction (default 1024).
 	MaxMessages int
 	// FetchWait bounds how long a fetch waits for messages (default 200ms).
 	FetchWait time.Duration
@@ -29,7 +29,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.MaxMessages <= 0 {
-		c.MaxMessages = 256
+		c.MaxMessages = 1024
 	}
 	if c.FetchWait <= 0 {
 		c.FetchWait = 200 * time.Millisecond

@@ -11,8 +11,6 @@ import (
 	"github.com/pathstats/pathstats"
 )
 
-// ackTimeout bounds the acknowledgement round trip of Message.Ack.
-const ackTimeout = 5 * time.Second
 
 // Fetch returns up to max messages, waiting at most wait for the first one.
 // It returns as soon as some messages are available (it does not wait to
@@ -103,12 +101,12 @@ type message struct {
 func (m *message) ID() string   { return m.id }
 func (m *message) Data() []byte { return m.m.Data() }
 
-// Ack acknowledges the message and waits for the server's confirmation, so
-// a nil error means it will not be redelivered.
+// Ack acknowledges the message without waiting for the server: acks of a
+// transaction's messages go out back to back instead of one round trip
+// each. An ack that is lost makes the message come back after the ack wait;
+// the aggregator's ledger then skips it.
 func (m *message) Ack() error {
-	ctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
-	defer cancel()
-	if err := m.m.DoubleAck(ctx); err != nil {
+	if err := m.m.Ack(); err != nil {
 		return fmt.Errorf("ack %s: %w", m.id, classify(err))
 	}
 	return nil

@@ -23,8 +23,11 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(args) > 0 && args[0] == "pipeline" {
 		return runPipelineLoad(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "paths" {
+		return runPathsLoad(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || (args[0] != "ingest" && args[0] != "http") {
-		return fmt.Errorf("usage: pathstats loadgen ingest|http|pipeline [flags]")
+		return fmt.Errorf("usage: pathstats loadgen ingest|http|pipeline|paths [flags]")
 	}
 	mode := args[0]
 	fs := flag.NewFlagSet("loadgen "+mode, flag.ContinueOnError)
@@ -39,18 +42,11 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	token := os.Getenv("PATHSTATS_ADMIN_TOKEN")
-	if token == "" {
-		b, _ := os.ReadFile(filepath.Join(*dataDir, "admin-token"))
-		token = strings.TrimSpace(string(b))
+	base, token, err := serverAndToken(*server, *dataDir)
+	if err != nil {
+		return err
 	}
-	if *server == "" {
-		af, err := readAddrFile(*dataDir)
-		if err != nil {
-			return err
-		}
-		*server = "http://" + af.Admin
-	}
+	*server = base
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conc * 2}, Timeout: 30 * time.Second}
 	var send func(ctx context.Context, rng *rand.Rand) (events int, ok bool)
 	switch mode {
@@ -189,6 +185,24 @@ func doRequest(client *http.Client, req *http.Request, want int) bool {
 		return resp.StatusCode == want
 	}
 	return resp.StatusCode < 500
+}
+
+// serverAndToken finds the admin URL (flag, else <data-dir>/serve.json) and
+// the token (PATHSTATS_ADMIN_TOKEN, else <data-dir>/admin-token).
+func serverAndToken(server, dataDir string) (string, string, error) {
+	token := os.Getenv("PATHSTATS_ADMIN_TOKEN")
+	if token == "" {
+		b, _ := os.ReadFile(filepath.Join(dataDir, "admin-token"))
+		token = strings.TrimSpace(string(b))
+	}
+	if server == "" {
+		af, err := readAddrFile(dataDir)
+		if err != nil {
+			return "", "", err
+		}
+		server = "http://" + af.Admin
+	}
+	return server, token, nil
 }
 
 func readAddrFile(dataDir string) (*addrFile, error) {
