@@ -129,3 +129,80 @@ func runPathsLoad(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	return nil
 }
+
+// runVisibility measures how long a request through the gateway takes to
+// show in the read path: probes with unique paths are sent through the
+// gateway at an interval, and each is polled in /paths-v2 until it appears.
+func runVisibility(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("loadgen visibility", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", "./pathstats-data", "data dir of the server (gateway must be on)")
+	probes := fs.Int("probes", 40, "number of probes")
+	every := fs.Duration("every", 300*time.Millisecond, "time between probes")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	af, err := readAddrFile(*dataDir)
+	if err != nil {
+		return err
+	}
+	if af.Gateway == "" {
+		return fmt.Errorf("the server runs no gateway (use --upstream or --demo)")
+	}
+	base, token, err := serverAndToken("", *dataDir)
+	if err != nil {
+		return err
+	}
+	run := fmt.Sprintf("%x", time.Now().UnixNano())
+	var mu sync.Mutex
+	var delays []time.Duration
+	var wg sync.WaitGroup
+	for i := 0; i < *probes; i++ {
+		name := fmt.Sprintf("vis%s%c%c", letters(run), 'a'+rune(i/26), 'a'+rune(i%26))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			resp, err := http.Get("http://" + af.Gateway + "/probe/" + name)
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			for time.Since(start) < time.Minute && ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/admin/paths-v2?limit=1&q="+name, nil)
+				req.Header.Set("Authorization", "Bearer "+token)
+				if r, err := http.DefaultClient.Do(req); err == nil {
+					data, _ := io.ReadAll(r.Body)
+					r.Body.Close()
+					if bytes.Contains(data, []byte(`"total":1`)) {
+						mu.Lock()
+						delays = append(delays, time.Since(start))
+						mu.Unlock()
+						return
+					}
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		time.Sleep(*every)
+	}
+	wg.Wait()
+	slices.Sort(delays)
+	if len(delays) < *probes {
+		return fmt.Errorf("only %d of %d probes became visible within a minute", len(delays), *probes)
+	}
+	pct := func(q float64) time.Duration { return delays[min(int(q*float64(len(delays))), len(delays)-1)].Round(time.Millisecond) }
+	fmt.Fprintf(stdout, "probes=%d visible in /paths-v2 after: p50=%s p99=%s max=%s\n", len(delays), pct(.5), pct(.99), pct(1))
+	return nil
+}
+
+// letters maps hex digits to letters so a probe path has no id-like segment.
+func letters(hex string) string {
+	b := []byte(hex)
+	for i, c := range b {
+		if c >= '0' && c <= '9' {
+			b[i] = 'g' + (c - '0')
+		}
+	}
+	return string(b)
+}
