@@ -11,7 +11,6 @@ import (
 	"github.com/pathstats/pathstats"
 )
 
-
 // Fetch returns up to max messages, waiting at most wait for the first one.
 // It returns as soon as some messages are available (it does not wait to
 // fill max); no message within wait gives an empty slice and nil error.

@@ -191,7 +191,9 @@ func runVisibility(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if len(delays) < *probes {
 		return fmt.Errorf("only %d of %d probes became visible within a minute", len(delays), *probes)
 	}
-	pct := func(q float64) time.Duration { return delays[min(int(q*float64(len(delays))), len(delays)-1)].Round(time.Millisecond) }
+	pct := func(q float64) time.Duration {
+		return delays[min(int(q*float64(len(delays))), len(delays)-1)].Round(time.Millisecond)
+	}
 	fmt.Fprintf(stdout, "probes=%d visible in /paths-v2 after: p50=%s p99=%s max=%s\n", len(delays), pct(.5), pct(.99), pct(1))
 	return nil
 }
