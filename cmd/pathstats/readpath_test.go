@@ -187,6 +187,8 @@ func TestReadPathEverySource(t *testing.T) {
 	// Stop the writer from repairing what we break: take its lease away.
 	c.stop()
 	c = startServe(t, dir, "--queue", natsSrv.ClientURL(), "--snapshot-interval", "1h", "--snapshot-max-age", "1h")
+	// The writer builds once when elected; after that nothing repairs KV.
+	c.waitMetric(`pathstats_snapshot_builds_total{result="ok"}`, 1, 20*time.Second)
 	waitSource(t, c, "kv-snapshot", len(ref))
 
 	faults := []struct {
