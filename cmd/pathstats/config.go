@@ -41,6 +41,7 @@ type serveConfig struct {
 	Retention      time.Duration
 	Durability     string
 	Demo           bool
+	Legacy         string
 	DemoRate       float64
 	MaxPaths       int
 	MaxPathsProxy  int
@@ -68,6 +69,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "redelivery delay of a batch fetched by a node that died before acknowledging it")
 	fs.DurationVar(&c.Retention, "retention", 720*time.Hour, "hourly rows kept in SQL; ingest refuses older events")
 	fs.StringVar(&c.Durability, "durability", "default", "default (survives process crash) or strict (fsync before every ack)")
+	fs.StringVar(&c.Legacy, "legacy", "on", "the legacy collector: on (dual write) or off (data kept for export/cleanup); forced off once decommissioned")
 	fs.BoolVar(&c.Demo, "demo", false, "built-in demo upstream and synthetic traffic")
 	fs.Float64Var(&c.DemoRate, "demo-rate", 20, "requests/s of the demo traffic")
 	fs.IntVar(&c.MaxPaths, "max-paths", 1_000_000, "cardinality guard: distinct paths in total")

@@ -16,6 +16,8 @@ const usage = `pathstats — per-path request statistics for an API gateway
 
 Usage:
   pathstats serve [flags]     run gateway, ingest, queue, aggregator and admin API
+  pathstats legacy stats|export -o FILE|cleanup|decommission
+                              retire the legacy live-counter system
   pathstats loadgen [flags]   drive load against a running server (benchmarks)
   pathstats help              show this text
 
@@ -41,6 +43,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return runServe(ctx, args[1:], stderr)
+	case "legacy":
+		return runLegacy(ctx, args[1:], stdout, stderr)
 	case "loadgen":
 		return runLoadgen(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":

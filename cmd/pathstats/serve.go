@@ -77,6 +77,7 @@ type server struct {
 	workers       context.Context
 	cancelWorkers context.CancelFunc
 	snapDone      chan struct{}
+	exts          []extension
 	recDone       chan struct{}
 	aggDone       chan struct{}
 	demoCancel    context.CancelFunc
@@ -109,6 +110,13 @@ func (s *server) start(ctx context.Context) error {
 		return err
 	}
 	s.startReadPath(routes)
+	for _, newExt := range extensions {
+		ext := newExt()
+		if err := ext.start(ctx, s); err != nil {
+			return err
+		}
+		s.exts = append(s.exts, ext)
+	}
 	if err := s.startGateway(routes); err != nil {
 		return err
 	}
@@ -359,12 +367,32 @@ func (s *server) startAdmin() error {
 	return err
 }
 
+// extension is an optional part of serve that lives in its own file (the
+// legacy system): deleting that file removes it and nothing else.
+type extension interface {
+	// start runs after the pipeline and read path exist and before any
+	// traffic is served.
+	start(ctx context.Context, s *server) error
+	// routes are extra authenticated admin routes.
+	routes() map[string]http.Handler
+	// stop runs after the recorder flushed at shutdown.
+	stop(ctx context.Context)
+}
+
+// extensions are registered by init functions of optional files.
+var extensions []func() extension
+
 // adminRoutes are the authenticated admin endpoints beyond ingest.
 func (s *server) adminRoutes() map[string]http.Handler {
 	routes := api.PathConfigHandlers(s.conf)
 	v2 := api.PathsHandler(s.paths)
 	routes["GET /api/admin/paths-v2"] = v2
 	routes["GET /api/admin/paths"] = v2 // until the canary router lands
+	for _, ext := range s.exts {
+		for k, h := range ext.routes() {
+			routes[k] = h
+		}
+	}
 	return routes
 }
 
@@ -446,6 +474,11 @@ func (s *server) shutdown() error {
 		}
 		<-s.aggDone
 		s.drain()
+	}
+	for _, ext := range s.exts {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		ext.stop(ctx)
+		cancel()
 	}
 	if s.snap != nil {
 		<-s.snapDone
