@@ -1,0 +1,94 @@
+package legacy
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/api"
+)
+
+// Paths is the plan's PathAggregator.getAllPathsDetails: it asks every
+// actor for its totals over the read window (hour buckets >=
+// HourBucket(now-24h), the new pipeline's window), at most 64 requests in
+// flight, then keeps the paths with requests in the window that match q
+// (case-insensitive literal substring) and proxyId (exact, against the
+// actor's last proxy), sorts them with pathstats.ComparePathItems and
+// returns the page and the number of matches. Slow by design: every call
+// visits every actor. Items carry only the 4xx and 5xx status classes and
+// no latency: the legacy system never kept them.
+func (s *System) Paths(ctx context.Context, q pathstats.PathQuery) (pathstats.PathPage, error) {
+	if err := s.usable(); err != nil {
+		return pathstats.PathPage{}, err
+	}
+	acts := s.actors()
+	since := pathstats.HourBucket(s.cfg.Now().Add(-window))
+	items := make([]pathstats.PathItem, len(acts))
+	found := make([]bool, len(acts))
+	err := fanOut(ctx, len(acts), func(ctx context.Context, i int) error {
+		var err error
+		items[i], found[i], err = s.read(ctx, acts[i], since)
+		return err
+	})
+	if err != nil {
+		return pathstats.PathPage{}, err
+	}
+	match := filterItems(items, found, q)
+	slices.SortFunc(match, pathstats.ComparePathItems)
+	page := pathstats.PathPage{Total: len(match)}
+	if off := q.Offset(); off < len(match) {
+		for _, it := range match[off:min(off+q.Limit, len(match))] {
+			page.Items = append(page.Items, *it)
+		}
+	}
+	return page, nil
+}
+
+// filterItems returns the found items matching q.
+func filterItems(items []pathstats.PathItem, found []bool, q pathstats.PathQuery) []*pathstats.PathItem {
+	needle := strings.ToLower(q.Q)
+	var out []*pathstats.PathItem
+	for i := range items {
+		it := &items[i]
+		if !found[i] || (q.ProxyID != "" && it.ProxyID != q.ProxyID) {
+			continue
+		}
+		if needle != "" && !strings.Contains(strings.ToLower(it.Path), needle) {
+			continue
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
+// PathsSource returns the system as an api.PathsSource (dataSource
+// do-legacy, items without config merge), for the canary router.
+func (s *System) PathsSource() api.PathsSource { return pathsSource{s} }
+
+type pathsSource struct{ s *System }
+
+func (p pathsSource) Paths(ctx context.Context, q pathstats.PathQuery) (api.PathsResult, error) {
+	page, err := p.s.Paths(ctx, q)
+	if err != nil {
+		return api.PathsResult{}, err
+	}
+	now := p.s.cfg.Now()
+	res := api.PathsResult{
+		Items: make([]api.PathItemJSON, len(page.Items)),
+		Total: page.Total,
+		Meta:  api.PathsMeta{DataSource: api.SourceLegacy, Timestamp: now.UTC().Format(time.RFC3339)},
+	}
+	for i := range page.Items {
+		res.Items[i] = api.NewPathItem(&page.Items[i], nil, "", now)
+	}
+	return res, nil
+}
+
+// HandlerPaths serves the legacy /paths contract (q, proxyId, page, limit;
+// metadata.dataSource "do-legacy"); 410 GONE once decommissioned.
+func (s *System) HandlerPaths() http.Handler {
+	return s.live(api.PathsHandler(s.PathsSource()).ServeHTTP)
+}
