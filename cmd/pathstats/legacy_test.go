@@ -9,13 +9,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/legacy"
+	"github.com/pathstats/pathstats/snapshot"
 )
 
 // TestLegacyCountsEqualPipeline sends the same traffic (gateway and
@@ -159,5 +165,66 @@ func TestLegacyRetirement(t *testing.T) {
 	}
 	if !strings.Contains(c.logs.String(), "decommissioned") {
 		t.Error("no warning that --legacy on is ignored")
+	}
+}
+
+// BenchmarkPathsLegacyVsV2 answers the same /paths queries from the legacy
+// fan-out and from the new read path's decoded snapshot, with the same data,
+// in one run: the table that motivates the migration.
+func BenchmarkPathsLegacyVsV2(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("paths=%d", n), func(b *testing.B) {
+			ctx := context.Background()
+			sys, err := legacy.Open(ctx, legacy.Config{Dir: b.TempDir(), IdleTimeout: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sys.Close(ctx)
+			now := time.Now()
+			for i := 0; i < n; i++ {
+				path := fmt.Sprintf("/bench/res%d/items", i)
+				for j := 0; j <= i%7; j++ {
+					sys.Observe(fmt.Sprintf("p%d", i%4), path, 200+100*(j%4), time.Millisecond, now)
+				}
+			}
+			queries := []pathstats.PathQuery{{Page: 1, Limit: 50}, {Page: 100, Limit: 50}, {Q: "res12", Page: 1, Limit: 50}, {ProxyID: "p2", Page: 3, Limit: 50}}
+			var items []pathstats.PathItem
+			for deadline := time.Now().Add(time.Minute); ; {
+				page, err := sys.Paths(ctx, pathstats.PathQuery{Page: 1, Limit: 200})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if page.Total == n {
+					all, _ := sys.Paths(ctx, pathstats.PathQuery{Page: 1, Limit: n})
+					items = all.Items
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("legacy has %d of %d paths", page.Total, n)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			view := snapshot.NewView(snapshot.Config{Version: 1, Timestamp: now}, items)
+			var legacyLat, v2Lat []time.Duration
+			for i := 0; b.Loop(); i++ {
+				q := queries[i%len(queries)]
+				t0 := time.Now()
+				lp, err := sys.Paths(ctx, q)
+				legacyLat = append(legacyLat, time.Since(t0))
+				t1 := time.Now()
+				vp := view.Query(q)
+				v2Lat = append(v2Lat, time.Since(t1))
+				if err != nil || lp.Total != vp.Total {
+					b.Fatalf("%+v: legacy total %d, v2 %d (%v)", q, lp.Total, vp.Total, err)
+				}
+			}
+			report := func(name string, l []time.Duration) {
+				slices.Sort(l)
+				b.ReportMetric(float64(l[len(l)/2].Microseconds())/1000, name+"-p50-ms")
+				b.ReportMetric(float64(l[min(len(l)-1, len(l)*99/100)].Microseconds())/1000, name+"-p99-ms")
+			}
+			report("legacy", legacyLat)
+			report("v2", v2Lat)
+		})
 	}
 }
