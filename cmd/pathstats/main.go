@@ -16,6 +16,8 @@ const usage = `pathstats — per-path request statistics for an API gateway
 
 Usage:
   pathstats serve [flags]     run gateway, ingest, queue, aggregator and admin API
+  pathstats migrate status|set|force-new|force-old|comparison|rollout|rollout-status|abort
+                              canary config and staged rollout of GET /api/admin/paths
   pathstats legacy stats|export -o FILE|cleanup|decommission
                               retire the legacy live-counter system
   pathstats loadgen [flags]   drive load against a running server (benchmarks)
@@ -43,6 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return runServe(ctx, args[1:], stderr)
+	case "migrate":
+		return runMigrate(ctx, args[1:], stdout, stderr)
 	case "legacy":
 		return runLegacy(ctx, args[1:], stdout, stderr)
 	case "loadgen":
