@@ -21,6 +21,7 @@ func init() {
 type legacyExt struct {
 	sys *legacy.System
 	log *slog.Logger
+	srv *server
 }
 
 func (l *legacyExt) start(ctx context.Context, s *server) error {
@@ -33,7 +34,9 @@ func (l *legacyExt) start(ctx context.Context, s *server) error {
 	if err != nil {
 		return err
 	}
-	l.sys, l.log = sys, s.log
+	l.sys, l.log, l.srv = sys, s.log, s
+	s.oldPaths = sys.PathsSource()
+	s.legacyActive = func() bool { return s.cfg.Legacy == "on" && !sys.Decommissioned() }
 	switch {
 	case sys.Decommissioned():
 		if s.cfg.Legacy == "on" {
@@ -51,11 +54,10 @@ func (l *legacyExt) routes() map[string]http.Handler {
 	return l.sys.Handlers(l.inUse)
 }
 
-// inUse says whether any client may still be routed to the legacy system.
-// Until the migration config exists every client is (the plan's default is
-// 0% on the new API), so cleanup needs force.
+// inUse says whether the migration config still routes any client to the
+// legacy system.
 func (l *legacyExt) inUse(ctx context.Context) (bool, error) {
-	return !l.sys.Decommissioned(), nil
+	return !l.sys.Decommissioned() && l.srv.legacyInUse(), nil
 }
 
 func (l *legacyExt) stop(ctx context.Context) {

@@ -78,6 +78,9 @@ type server struct {
 	cancelWorkers context.CancelFunc
 	snapDone      chan struct{}
 	exts          []extension
+	canary        *canary
+	oldPaths      api.PathsSource // the legacy read path, set by its extension
+	legacyActive  func() bool     // legacy on and not decommissioned
 	recDone       chan struct{}
 	aggDone       chan struct{}
 	demoCancel    context.CancelFunc
@@ -116,6 +119,9 @@ func (s *server) start(ctx context.Context) error {
 			return err
 		}
 		s.exts = append(s.exts, ext)
+	}
+	if err := s.startCanary(); err != nil {
+		return err
 	}
 	if err := s.startGateway(routes); err != nil {
 		return err
@@ -293,6 +299,12 @@ func (s *server) startPipeline(ctx context.Context, routes []gateway.Route) erro
 	return nil
 }
 
+// node names this process in leases and history.
+func (s *server) node() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
 // routeTemplates maps each proxyId to its route pattern, the template its
 // paths are normalised with; a proxyId with several patterns gets none (the
 // recorder does not know which one matched).
@@ -387,7 +399,9 @@ func (s *server) adminRoutes() map[string]http.Handler {
 	routes := api.PathConfigHandlers(s.conf)
 	v2 := api.PathsHandler(s.paths)
 	routes["GET /api/admin/paths-v2"] = v2
-	routes["GET /api/admin/paths"] = v2 // until the canary router lands
+	for k, h := range s.canary.routes() {
+		routes[k] = h
+	}
 	for _, ext := range s.exts {
 		for k, h := range ext.routes() {
 			routes[k] = h
