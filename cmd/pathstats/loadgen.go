@@ -23,6 +23,9 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(args) > 0 && args[0] == "pipeline" {
 		return runPipelineLoad(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "canary" {
+		return runCanaryLoad(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "visibility" {
 		return runVisibility(ctx, args[1:], stdout, stderr)
 	}
@@ -30,7 +33,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return runPathsLoad(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || (args[0] != "ingest" && args[0] != "http") {
-		return fmt.Errorf("usage: pathstats loadgen ingest|http|pipeline|paths|visibility [flags]")
+		return fmt.Errorf("usage: pathstats loadgen ingest|http|pipeline|paths|visibility|canary [flags]")
 	}
 	mode := args[0]
 	fs := flag.NewFlagSet("loadgen "+mode, flag.ContinueOnError)
