@@ -10,6 +10,7 @@ import (
 	"github.com/pathstats/pathstats/api"
 	"github.com/pathstats/pathstats/migration"
 	"github.com/pathstats/pathstats/rollout"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // canary is the migration machinery: the config store, the router of
@@ -49,6 +50,7 @@ func (s *server) startCanary() error {
 		KV: s.kv, Updater: c.store, Stats: c.monitor.Stats, Holder: s.node(), Logger: s.log.With("component", "rollout"),
 	})
 	s.canary = c
+	s.reg.MustRegister(newCanaryCollector(c))
 	s.wg.Add(3)
 	go func() { defer s.wg.Done(); _ = c.store.Run(s.workers) }()
 	go func() { defer s.wg.Done(); c.monitor.Run(s.workers, time.Second) }()
@@ -84,4 +86,53 @@ type noPaths struct{}
 
 func (noPaths) Paths(context.Context, pathstats.PathQuery) (api.PathsResult, error) {
 	return api.PathsResult{}, pathstats.Errorf(pathstats.EGone, "the legacy system is gone")
+}
+
+// canaryCollector exposes the router's decisions, the new path's window and
+// the rollbacks as Prometheus metrics, read at scrape time.
+type canaryCollector struct {
+	c                                      *canary
+	decisions, errors, rollbacks, window   *prometheus.Desc
+	errorRate, p99, percentage, cfgVersion *prometheus.Desc
+}
+
+func newCanaryCollector(c *canary) *canaryCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("pathstats_canary_"+name, help, labels, nil)
+	}
+	return &canaryCollector{
+		c:          c,
+		decisions:  d("decisions_total", "GET /api/admin/paths requests by target (new|old) and reason.", "target", "reason"),
+		errors:     d("errors_total", "GET /api/admin/paths answers that failed, by target.", "target"),
+		rollbacks:  d("auto_rollbacks_total", "Automatic rollbacks of the percentage to 0."),
+		window:     d("new_path_window_samples", "New-path answers in the auto-rollback window."),
+		errorRate:  d("new_path_error_rate_percent", "New-path failure rate over the window (5xx or over the latency SLO)."),
+		p99:        d("new_path_p99_ms", "New-path p99 latency over the window."),
+		percentage: d("new_api_percentage", "The newAPIPercentage this node routes with."),
+		cfgVersion: d("config_version", "The migration config version this node holds."),
+	}
+}
+
+func (cc *canaryCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{cc.decisions, cc.errors, cc.rollbacks, cc.window, cc.errorRate, cc.p99, cc.percentage, cc.cfgVersion} {
+		ch <- d
+	}
+}
+
+func (cc *canaryCollector) Collect(ch chan<- prometheus.Metric) {
+	st := cc.c.router.Stats()
+	for key, n := range st.ByReason {
+		target, reason, _ := strings.Cut(key, "/")
+		ch <- prometheus.MustNewConstMetric(cc.decisions, prometheus.CounterValue, float64(n), target, reason)
+	}
+	ch <- prometheus.MustNewConstMetric(cc.errors, prometheus.CounterValue, float64(st.NewErrors), "new")
+	ch <- prometheus.MustNewConstMetric(cc.errors, prometheus.CounterValue, float64(st.OldErrors), "old")
+	ch <- prometheus.MustNewConstMetric(cc.rollbacks, prometheus.CounterValue, float64(cc.c.monitor.Rollbacks()))
+	rs := cc.c.monitor.Stats()
+	ch <- prometheus.MustNewConstMetric(cc.window, prometheus.GaugeValue, float64(rs.Samples))
+	ch <- prometheus.MustNewConstMetric(cc.errorRate, prometheus.GaugeValue, rs.ErrorRate)
+	ch <- prometheus.MustNewConstMetric(cc.p99, prometheus.GaugeValue, rs.P99Ms)
+	cfg := cc.c.store.Current()
+	ch <- prometheus.MustNewConstMetric(cc.percentage, prometheus.GaugeValue, cfg.NewAPIPercentage)
+	ch <- prometheus.MustNewConstMetric(cc.cfgVersion, prometheus.GaugeValue, float64(cfg.Version))
 }
