@@ -163,6 +163,9 @@ func TestLegacyRetirement(t *testing.T) {
 	if code, _ := c.paths(t, "limit=5"); code != 200 {
 		t.Fatalf("/paths-v2 after decommission: %d", code)
 	}
+	if reason, src := c.routeOf(t); reason != "legacy-off" || src == "do-legacy" {
+		t.Fatalf("/paths after decommission routed %s to %s", reason, src)
+	}
 	if !strings.Contains(c.logs.String(), "decommissioned") {
 		t.Error("no warning that --legacy on is ignored")
 	}
