@@ -1,0 +1,139 @@
+// Package compare compares the legacy system's hourly counters with the
+// pipeline's SQL hourly rows over the same window, hour by hour (DESIGN §4):
+// closed hours must match exactly; the open hour may differ within a
+// tolerance, attributed to events still in flight.
+package compare
+
+import (
+	"context"
+	"time"
+)
+
+// Hour is one hour bucket's counters of a path.
+type Hour struct {
+	Bucket   int64 // unix seconds of the UTC hour
+	Requests int64
+	Errors   int64
+}
+
+// PathHours is one path's hours, ascending by Bucket. It is valid only
+// during the callback that receives it.
+type PathHours struct {
+	Path  string
+	Hours []Hour
+}
+
+// HourlySource iterates the paths with requests in hour buckets >= fromHour,
+// sorted by path (byte order), calling fn once per path. An error from fn
+// stops the walk and is returned.
+type HourlySource interface {
+	EachPath(ctx context.Context, fromHour int64, fn func(p PathHours) error) error
+}
+
+// TripleFunc adapts a walk that reports hours as {hourBucket, requests,
+// errors} (legacy.System.EachPathHourly, sqlite.StatsStore.EachPathHourly)
+// to an HourlySource.
+type TripleFunc func(ctx context.Context, fromHour int64, fn func(path string, hours [][3]int64) error) error
+
+// EachPath implements HourlySource.
+func (f TripleFunc) EachPath(ctx context.Context, fromHour int64, fn func(p PathHours) error) error {
+	var buf []Hour
+	return f(ctx, fromHour, func(path string, hours [][3]int64) error {
+		buf = buf[:0]
+		for _, h := range hours {
+			buf = append(buf, Hour{Bucket: h[0], Requests: h[1], Errors: h[2]})
+		}
+		return fn(PathHours{Path: path, Hours: buf})
+	})
+}
+
+// PendingInfo is what was still in flight when a comparison ran.
+type PendingInfo struct {
+	Events   int64 // events buffered by recorders
+	Messages int64 // queue backlog (messages not yet applied)
+}
+
+// Options configure Run. Legacy and SQL are required.
+type Options struct {
+	Legacy, SQL HourlySource
+	Window      time.Duration      // default 24h
+	Tolerance   float64            // relative, for the open hour; 0: 0.01, < 0: exact
+	Now         func() time.Time   // default time.Now
+	Pending     func() PendingInfo // optional
+	MaxDiffs    int                // default 100
+}
+
+func (o *Options) setDefaults() {
+	if o.Window <= 0 {
+		o.Window = 24 * time.Hour
+	}
+	if o.Tolerance == 0 {
+		o.Tolerance = 0.01
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxDiffs <= 0 {
+		o.MaxDiffs = 100
+	}
+}
+
+// Issue kinds of a Diff (the plan's names).
+const (
+	MissingInDO   = "missing_in_do" // in SQL only
+	MissingInD1   = "missing_in_d1" // in the legacy system only
+	CountMismatch = "count_mismatch"
+)
+
+// Report is the result of a comparison. d1 is the SQL side, do the legacy
+// side (the plan's names).
+type Report struct {
+	TotalPaths   int     `json:"totalPaths"`
+	MatchedPaths int     `json:"matchedPaths"`
+	Diffs        []Diff  `json:"diffs"`
+	Accuracy     float64 `json:"accuracy"` // percent; 100 without paths
+	Timestamp    string  `json:"timestamp"`
+	WindowStart  int64   `json:"windowStart"` // first hour bucket compared
+	WindowEnd    int64   `json:"windowEnd"`   // end of the open hour (exclusive)
+	Totals       Totals  `json:"totals"`
+	Pending      Pending `json:"pending"`
+	DiffsTotal   int     `json:"diffsTotal"`
+	DiffsOmitted int     `json:"diffsOmitted"`
+}
+
+// Totals sums both sides over the window.
+type Totals struct {
+	D1Requests int64 `json:"d1Requests"`
+	DORequests int64 `json:"doRequests"`
+	D1Errors   int64 `json:"d1Errors"`
+	DOErrors   int64 `json:"doErrors"`
+}
+
+// Pending is what was in flight: the PendingInfo at the start and the paths
+// whose only differences were in the open hour, within the tolerance.
+type Pending struct {
+	Events        int64 `json:"events"`
+	Messages      int64 `json:"messages"`
+	OpenHourDiffs int   `json:"openHourDiffs"`
+}
+
+// Diff is one path that does not match.
+type Diff struct {
+	Path       string     `json:"path"`
+	Issue      string     `json:"issue"`
+	D1Requests int64      `json:"d1Requests"`
+	DORequests int64      `json:"doRequests"`
+	ErrorRate  float64    `json:"errorRate"` // |d1-do| / max(d1, do), percent
+	D1Errors   int64      `json:"d1Errors"`
+	DOErrors   int64      `json:"doErrors"`
+	Hours      []HourDiff `json:"hours"`
+}
+
+// HourDiff is one hour where the two sides differ.
+type HourDiff struct {
+	HourBucket int64 `json:"hourBucket"`
+	D1Requests int64 `json:"d1Requests"`
+	DORequests int64 `json:"doRequests"`
+	D1Errors   int64 `json:"d1Errors"`
+	DOErrors   int64 `json:"doErrors"`
+}
