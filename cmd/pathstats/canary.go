@@ -47,7 +47,7 @@ func (s *server) startCanary() error {
 		Config: c.store.Current, New: s.paths, Old: old, LegacyOff: legacyOff, ClientIP: ips, Monitor: c.monitor,
 	})
 	c.rollout = rollout.New(rollout.Options{
-		KV: s.kv, Updater: c.store, Stats: c.monitor.Stats, Holder: s.node(), Logger: s.log.With("component", "rollout"),
+		KV: s.kv, Updater: c.store, Stats: c.monitor.Stats, Accuracy: s.comparer.accuracy, Holder: s.node(), Logger: s.log.With("component", "rollout"),
 	})
 	s.canary = c
 	s.reg.MustRegister(newCanaryCollector(c))
@@ -55,6 +55,13 @@ func (s *server) startCanary() error {
 	go func() { defer s.wg.Done(); _ = c.store.Run(s.workers) }()
 	go func() { defer s.wg.Done(); c.monitor.Run(s.workers, time.Second) }()
 	go func() { defer s.wg.Done(); c.rollout.Run(s.workers) }()
+	if s.comparer != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.comparer.runPeriodic(s.workers, func() bool { return c.store.Current().EnableComparison }, 5*time.Minute)
+		}()
+	}
 	return nil
 }
 

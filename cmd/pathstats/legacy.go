@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 
+	"github.com/pathstats/pathstats/compare"
 	"github.com/pathstats/pathstats/legacy"
 )
 
@@ -37,6 +38,8 @@ func (l *legacyExt) start(ctx context.Context, s *server) error {
 	l.sys, l.log, l.srv = sys, s.log, s
 	s.oldPaths = sys.PathsSource()
 	s.legacyActive = func() bool { return s.cfg.Legacy == "on" && !sys.Decommissioned() }
+	s.legacyDecommissioned = sys.Decommissioned
+	s.legacyHourly = compare.TripleFunc(sys.EachPathHourly)
 	switch {
 	case sys.Decommissioned():
 		if s.cfg.Legacy == "on" {

@@ -54,6 +54,20 @@ func TestLegacyCountsEqualPipeline(t *testing.T) {
 	c.stop()
 	c = startServe(t, dir)
 	export := exportNDJSON(t, c)
+	code, out := c.do("GET", "/api/admin/paths/compare", "", nil, nil)
+	rep, _ := out["data"].(map[string]any)
+	if code != 200 || rep["accuracy"] != float64(100) || len(rep["diffs"].([]any)) != 0 {
+		t.Fatalf("compare on a drained system: %d %v", code, out)
+	}
+	if totals := rep["totals"].(map[string]any); totals["d1Requests"] != float64(500) || totals["doRequests"] != float64(500) {
+		t.Fatalf("compare totals %v", totals)
+	}
+	if code, out := c.do("GET", "/api/admin/paths/compare/latest", "", nil, nil); code != 200 || out["data"].(map[string]any)["accuracy"] != float64(100) {
+		t.Fatalf("compare/latest: %d %v", code, out)
+	}
+	if code, out := c.do("GET", "/api/admin/paths/compare?window=abc", "", nil, nil); code != 400 || out["error"] != "INVALID_PARAMETER" {
+		t.Fatalf("bad window: %d %v", code, out)
+	}
 	c.stop()
 	sql := map[string]int64{}
 	for _, r := range sqlTotals(t, dir) {
@@ -162,6 +176,9 @@ func TestLegacyRetirement(t *testing.T) {
 	}
 	if code, _ := c.paths(t, "limit=5"); code != 200 {
 		t.Fatalf("/paths-v2 after decommission: %d", code)
+	}
+	if code, out := c.do("GET", "/api/admin/paths/compare", "", nil, nil); code != http.StatusGone {
+		t.Errorf("compare after decommission: %d %v", code, out)
 	}
 	if reason, src := c.routeOf(t); reason != "legacy-off" || src == "do-legacy" {
 		t.Fatalf("/paths after decommission routed %s to %s", reason, src)

@@ -20,7 +20,8 @@ const migrateUsage = `usage: pathstats migrate status
        pathstats migrate force-old add|remove IP|CIDR
        pathstats migrate comparison on|off
        pathstats migrate rollout [--steps 1,10,50,100] [--dwell 10m] [--min-accuracy 99] [--max-error-rate 1] [--max-p99-ms 200]
-       pathstats migrate rollout-status | abort`
+       pathstats migrate rollout-status | abort
+       pathstats migrate compare [--window 24h] [--tolerance 0.01] [--min-accuracy 99]   (exit 1 below --min-accuracy)`
 
 // runMigrate drives the canary config and the staged rollout of a running
 // server.
@@ -39,6 +40,8 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	minAcc := fs.Float64("min-accuracy", 99, "rollout gate: comparison accuracy, percent")
 	maxErr := fs.Float64("max-error-rate", 1, "rollout gate: new-path error rate, percent")
 	maxP99 := fs.Float64("max-p99-ms", 200, "rollout gate: new-path p99 latency, ms")
+	window := fs.Duration("window", 24*time.Hour, "compare: window")
+	tolerance := fs.Float64("tolerance", 0.01, "compare: relative difference allowed in the open hour")
 	// Positional words (add/remove IP, on/off) may come before the flags.
 	var words []string
 	for len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
@@ -81,6 +84,8 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		plan := map[string]any{"steps": list, "dwell": dwell.String(),
 			"gates": map[string]any{"minAccuracy": *minAcc, "maxErrorRate": *maxErr, "maxP99Ms": *maxP99}}
 		return c.printJSON(ctx, "POST", cfgPath+"/rollout", plan, stdout)
+	case "compare":
+		return c.compareTable(ctx, *window, *tolerance, *minAcc, stdout)
 	case "rollout-status":
 		return c.printJSON(ctx, "GET", cfgPath+"/rollout", nil, stdout)
 	case "abort":
@@ -189,4 +194,40 @@ func (c *adminClient) printJSON(ctx context.Context, method, path string, body a
 	out.WriteByte('\n')
 	_, err = stdout.Write(out.Bytes())
 	return err
+}
+
+// compareTable runs a comparison and prints it as a table; below minAcc it
+// returns an error, so scripts can gate on the exit status.
+func (c *adminClient) compareTable(ctx context.Context, window time.Duration, tol, minAcc float64, stdout io.Writer) error {
+	var rep struct {
+		TotalPaths, MatchedPaths, DiffsTotal, DiffsOmitted int
+		Accuracy                                           float64
+		Totals                                             struct{ D1Requests, DORequests, D1Errors, DOErrors int64 }
+		Pending                                            struct{ Events, Messages int64 }
+		Diffs                                              []struct {
+			Path, Issue            string
+			D1Requests, DORequests int64
+			D1Errors, DOErrors     int64
+		}
+	}
+	q := fmt.Sprintf("/api/admin/paths/compare?window=%s&tolerance=%g", window, tol)
+	if err := c.call(ctx, "GET", q, &rep); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "window %s: %d paths, %d matched, accuracy %.2f%%\n", window, rep.TotalPaths, rep.MatchedPaths, rep.Accuracy)
+	fmt.Fprintf(stdout, "requests: pipeline %d, legacy %d; errors: pipeline %d, legacy %d; in flight: %d events, %d messages\n",
+		rep.Totals.D1Requests, rep.Totals.DORequests, rep.Totals.D1Errors, rep.Totals.DOErrors, rep.Pending.Events, rep.Pending.Messages)
+	if len(rep.Diffs) > 0 {
+		fmt.Fprintf(stdout, "%-16s %10s %10s %8s %8s  %s\n", "ISSUE", "PIPELINE", "LEGACY", "P-ERR", "L-ERR", "PATH")
+		for _, d := range rep.Diffs {
+			fmt.Fprintf(stdout, "%-16s %10d %10d %8d %8d  %s\n", d.Issue, d.D1Requests, d.DORequests, d.D1Errors, d.DOErrors, d.Path)
+		}
+		if rep.DiffsOmitted > 0 {
+			fmt.Fprintf(stdout, "(%d more differences not shown)\n", rep.DiffsOmitted)
+		}
+	}
+	if rep.Accuracy < minAcc {
+		return fmt.Errorf("accuracy %.2f%% is below %.2f%%", rep.Accuracy, minAcc)
+	}
+	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/pathstats/pathstats"
 	"github.com/pathstats/pathstats/aggregator"
 	"github.com/pathstats/pathstats/api"
+	"github.com/pathstats/pathstats/compare"
 	"github.com/pathstats/pathstats/demo"
 	"github.com/pathstats/pathstats/gateway"
 	"github.com/pathstats/pathstats/nats"
@@ -74,17 +75,20 @@ type server struct {
 	gatewaySrv, adminSrv, demoSrv *http.Server
 	gatewayAddr, adminAddr        string
 
-	workers       context.Context
-	cancelWorkers context.CancelFunc
-	snapDone      chan struct{}
-	exts          []extension
-	canary        *canary
-	oldPaths      api.PathsSource // the legacy read path, set by its extension
-	legacyActive  func() bool     // legacy on and not decommissioned
-	recDone       chan struct{}
-	aggDone       chan struct{}
-	demoCancel    context.CancelFunc
-	wg            sync.WaitGroup
+	workers              context.Context
+	cancelWorkers        context.CancelFunc
+	snapDone             chan struct{}
+	exts                 []extension
+	canary               *canary
+	oldPaths             api.PathsSource // the legacy read path, set by its extension
+	legacyActive         func() bool     // legacy on and not decommissioned
+	legacyDecommissioned func() bool
+	legacyHourly         compare.HourlySource // the legacy side of comparisons
+	comparer             *comparer
+	recDone              chan struct{}
+	aggDone              chan struct{}
+	demoCancel           context.CancelFunc
+	wg                   sync.WaitGroup
 }
 
 func (s *server) start(ctx context.Context) error {
@@ -120,6 +124,7 @@ func (s *server) start(ctx context.Context) error {
 		}
 		s.exts = append(s.exts, ext)
 	}
+	s.startCompare()
 	if err := s.startCanary(); err != nil {
 		return err
 	}
@@ -400,6 +405,9 @@ func (s *server) adminRoutes() map[string]http.Handler {
 	v2 := api.PathsHandler(s.paths)
 	routes["GET /api/admin/paths-v2"] = v2
 	for k, h := range s.canary.routes() {
+		routes[k] = h
+	}
+	for k, h := range s.compareRoutes() {
 		routes[k] = h
 	}
 	for _, ext := range s.exts {
