@@ -40,6 +40,9 @@ type RouterOptions struct {
 	Monitor *Monitor
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Shadow, when set, compares a sample of answers with the other source
+	// while the config's enableComparison is on.
+	Shadow *Shadow
 }
 
 // Router is the canary switch of GET /api/admin/paths.
@@ -143,6 +146,13 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	api.WritePaths(w, q, res)
+	if sh := r.opts.Shadow; sh != nil && r.opts.Config().EnableComparison && (r.opts.LegacyOff == nil || !r.opts.LegacyOff()) {
+		other := r.opts.Old
+		if !useNew {
+			other = r.opts.New
+		}
+		sh.After(q, res, other)
+	}
 }
 
 // query calls the chosen source, reporting the new path's outcome (ok, or

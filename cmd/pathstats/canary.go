@@ -19,6 +19,7 @@ type canary struct {
 	store   *migration.Store
 	router  *migration.Router
 	monitor *migration.Monitor
+	shadow  *migration.Shadow
 	rollout *rollout.Driver
 }
 
@@ -43,8 +44,9 @@ func (s *server) startCanary() error {
 		old = s.oldPaths
 	}
 	legacyOff := func() bool { return s.oldPaths == nil || s.legacyActive == nil || !s.legacyActive() }
+	c.shadow = migration.NewShadow(migration.ShadowOptions{Logger: s.log.With("component", "shadow")})
 	c.router = migration.NewRouter(migration.RouterOptions{
-		Config: c.store.Current, New: s.paths, Old: old, LegacyOff: legacyOff, ClientIP: ips, Monitor: c.monitor,
+		Config: c.store.Current, New: s.paths, Old: old, LegacyOff: legacyOff, ClientIP: ips, Monitor: c.monitor, Shadow: c.shadow,
 	})
 	c.rollout = rollout.New(rollout.Options{
 		KV: s.kv, Updater: c.store, Stats: c.monitor.Stats, Accuracy: s.comparer.accuracy, Holder: s.node(), Logger: s.log.With("component", "rollout"),
@@ -101,6 +103,7 @@ type canaryCollector struct {
 	c                                      *canary
 	decisions, errors, rollbacks, window   *prometheus.Desc
 	errorRate, p99, percentage, cfgVersion *prometheus.Desc
+	shadow                                 *prometheus.Desc
 }
 
 func newCanaryCollector(c *canary) *canaryCollector {
@@ -117,11 +120,12 @@ func newCanaryCollector(c *canary) *canaryCollector {
 		p99:        d("new_path_p99_ms", "New-path p99 latency over the window."),
 		percentage: d("new_api_percentage", "The newAPIPercentage this node routes with."),
 		cfgVersion: d("config_version", "The migration config version this node holds."),
+		shadow:     d("shadow_comparisons_total", "Shadow comparisons of /paths answers with the other source, by result.", "result"),
 	}
 }
 
 func (cc *canaryCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cc.decisions, cc.errors, cc.rollbacks, cc.window, cc.errorRate, cc.p99, cc.percentage, cc.cfgVersion} {
+	for _, d := range []*prometheus.Desc{cc.decisions, cc.errors, cc.rollbacks, cc.window, cc.errorRate, cc.p99, cc.percentage, cc.cfgVersion, cc.shadow} {
 		ch <- d
 	}
 }
@@ -139,6 +143,11 @@ func (cc *canaryCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(cc.window, prometheus.GaugeValue, float64(rs.Samples))
 	ch <- prometheus.MustNewConstMetric(cc.errorRate, prometheus.GaugeValue, rs.ErrorRate)
 	ch <- prometheus.MustNewConstMetric(cc.p99, prometheus.GaugeValue, rs.P99Ms)
+	sh := cc.c.shadow
+	for result, n := range map[string]int64{"match": sh.Compared.Load() - sh.Mismatched.Load(), "mismatch": sh.Mismatched.Load(),
+		"skipped": sh.Skipped.Load(), "failed": sh.Failed.Load()} {
+		ch <- prometheus.MustNewConstMetric(cc.shadow, prometheus.CounterValue, float64(n), result)
+	}
 	cfg := cc.c.store.Current()
 	ch <- prometheus.MustNewConstMetric(cc.percentage, prometheus.GaugeValue, cfg.NewAPIPercentage)
 	ch <- prometheus.MustNewConstMetric(cc.cfgVersion, prometheus.GaugeValue, float64(cfg.Version))

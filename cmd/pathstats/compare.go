@@ -40,6 +40,7 @@ func (s *server) startCompare() {
 	c := &comparer{}
 	base := compare.Runner(opts)
 	c.run = func(ctx context.Context, window time.Duration, tol float64) (compare.Report, error) {
+		s.settle(ctx)
 		r, err := base(ctx, window, tol)
 		if err == nil {
 			c.latest.Store(&r)
@@ -102,5 +103,21 @@ func (s *server) compareRoutes() map[string]http.Handler {
 			}
 			api.WriteData(w, http.StatusOK, rep)
 		}),
+	}
+}
+
+// settle publishes what the recorder holds and waits (at most 3 s) until the
+// aggregator applied the queue, so that a comparison of a live system sees
+// only the events of the last moments as in flight.
+func (s *server) settle(ctx context.Context) {
+	s.rec.Flush()
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		n, err := s.queue.Pending(ctx)
+		if err != nil || (n == 0 && s.rec.PendingEvents() == 0 && s.rec.PendingBatches() == 0) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
