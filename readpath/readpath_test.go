@@ -16,16 +16,7 @@ var quiet = slog.New(slog.DiscardHandler)
 
 func newService(t *testing.T) (*Service, *nats.KV) {
 	t.Helper()
-	srv := testutil.MustStartNATS(t, 0)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	kv, err := nats.OpenKV(testutil.Context(t), nc, nats.KVConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := testutil.MustOpenKV(t, testutil.MustStartNATS(t, 0), "pathstats")
 	st := testutil.MustOpenSQLite(t)
 	s := New(Options{KV: kv, Loader: snapshot.NewReader(kv, snapshot.ReaderOptions{}), SQL: st,
 		Configs: NewConfigCache(st, time.Second), Logger: quiet})

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/pathstats/pathstats"
-	"github.com/pathstats/pathstats/nats"
+	"github.com/pathstats/pathstats/internal/testutil"
 )
 
 func ctxT(t *testing.T) context.Context {
@@ -20,22 +20,7 @@ func ctxT(t *testing.T) context.Context {
 // openKV opens a KV bucket on an embedded JetStream server.
 func openKV(t *testing.T) pathstats.KV {
 	t.Helper()
-	s, err := nats.StartEmbedded(ctxT(t), nats.EmbeddedOptions{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("start nats: %v", err)
-	}
-	t.Cleanup(s.Shutdown)
-	nc, err := s.Connect()
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	kv, err := nats.OpenKV(ctxT(t), nc, nats.KVConfig{Bucket: "rollout_test"})
-	if err != nil {
-		t.Fatalf("open kv: %v", err)
-	}
-	t.Cleanup(func() { _ = kv.Close() })
-	return kv
+	return testutil.MustOpenKV(t, testutil.MustStartNATS(t, 0), "rollout_test")
 }
 
 // memUpdater is a ConfigUpdater keeping the config in memory and recording

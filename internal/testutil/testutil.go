@@ -58,3 +58,20 @@ func MustOpenSQLite(t testing.TB) *sqlite.StatsStore {
 	t.Cleanup(func() { _ = st.Close() })
 	return st
 }
+
+// MustOpenKV opens a KV bucket on an embedded server (in-process
+// connection), closed at the end of the test.
+func MustOpenKV(t testing.TB, s *nats.Server, bucket string) *nats.KV {
+	t.Helper()
+	nc, err := s.Connect()
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	kv, err := nats.OpenKV(Context(t), nc, nats.KVConfig{Bucket: bucket})
+	if err != nil {
+		t.Fatalf("open kv: %v", err)
+	}
+	t.Cleanup(func() { _ = kv.Close() })
+	return kv
+}
