@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pathstats/pathstats/internal/testutil"
+	"github.com/pathstats/pathstats/redis"
 )
 
 // routeOf asks GET /api/admin/paths and returns the route reason and the
@@ -117,5 +121,39 @@ func TestRolloutAdvancesTo100(t *testing.T) {
 	raw, _ := json.Marshal(hist)
 	if n := strings.Count(string(raw), `"source":"rollout"`); n != 4 {
 		t.Fatalf("%d rollout steps in history, want 4", n)
+	}
+}
+
+// TestRedisKV runs the server with its KV on Redis: the snapshot read path
+// and the migration config work the same.
+func TestRedisKV(t *testing.T) {
+	url := os.Getenv("PATHSTATS_TEST_REDIS")
+	if url == "" {
+		t.Skip("PATHSTATS_TEST_REDIS not set")
+	}
+	// A fresh key prefix keeps runs apart; its keys are deleted afterwards.
+	prefix := fmt.Sprintf("pstest-%d:", time.Now().UnixNano())
+	t.Cleanup(func() {
+		kv, err := redis.Open(context.Background(), url, redis.Options{Prefix: prefix})
+		if err != nil {
+			return
+		}
+		defer kv.Close()
+		keys, _ := kv.Keys(context.Background(), "")
+		for _, k := range keys {
+			_ = kv.Delete(context.Background(), k)
+		}
+	})
+	c := startServe(t, t.TempDir(), "--kv", url+"?prefix="+prefix, "--snapshot-interval", "200ms")
+	ref := ingestReference(t, c)
+	waitSource(t, c, "kv-snapshot", len(ref))
+	checkRandomQueries(t, c, ref, "kv-snapshot", 20)
+	putConfig(t, c, `{"forceNewAPIIPs":["127.0.0.1"]}`)
+	deadline := time.Now().Add(2 * time.Second)
+	for reason, _ := c.routeOf(t); reason != "forced-new"; reason, _ = c.routeOf(t) {
+		if time.Now().After(deadline) {
+			t.Fatal("config change not applied with redis KV")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -61,7 +61,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated IPs/CIDRs whose client-IP header is believed")
 	fs.StringVar(&c.ClientIPHeader, "client-ip-header", "", "header carrying the client IP from a trusted proxy")
 	fs.StringVar(&c.Queue, "queue", "embedded", "queue: embedded or nats://host:port")
-	fs.StringVar(&c.KV, "kv", "", "KV store for snapshots and config: embedded or nats://host:port (default: the queue's NATS)")
+	fs.StringVar(&c.KV, "kv", "", "KV store for snapshots and config: embedded, nats://host:port or redis://host:port/db (default: the queue's NATS)")
 	fs.DurationVar(&c.SnapshotEvery, "snapshot-interval", 10*time.Second, "how often the snapshot of the last 24 hours is rebuilt")
 	fs.DurationVar(&c.SnapshotMaxAge, "snapshot-max-age", 60*time.Second, "older snapshots are served stale while one refresh runs")
 	fs.StringVar(&c.SQL, "sql", "", "SQL store: sqlite:PATH (default sqlite:<data-dir>/pathstats.db)")

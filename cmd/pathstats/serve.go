@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"github.com/pathstats/pathstats/nats"
 	"github.com/pathstats/pathstats/readpath"
 	"github.com/pathstats/pathstats/recorder"
+	"github.com/pathstats/pathstats/redis"
 	"github.com/pathstats/pathstats/snapshot"
 	"github.com/pathstats/pathstats/sqlite"
 	"github.com/prometheus/client_golang/prometheus"
@@ -229,8 +231,15 @@ func (s *server) openKV(ctx context.Context) error {
 			return err
 		}
 		s.kv = kv
+	case strings.HasPrefix(s.cfg.KV, "redis://") || strings.HasPrefix(s.cfg.KV, "rediss://"):
+		url, prefix := splitPrefix(s.cfg.KV)
+		kv, err := redis.Open(ctx, url, redis.Options{Prefix: prefix})
+		if err != nil {
+			return err
+		}
+		s.kv = kv
 	default:
-		return fmt.Errorf("--kv: unsupported %q (embedded or nats://host:port)", s.cfg.KV)
+		return fmt.Errorf("--kv: unsupported %q (embedded, nats://host:port or redis://host:port/db)", s.cfg.KV)
 	}
 	return nil
 }
@@ -259,6 +268,20 @@ func (s *server) startReadPath(routes []gateway.Route) {
 	}()
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.paths.Run(s.workers) }()
+}
+
+// splitPrefix takes a "prefix" query parameter (key prefix of a shared
+// Redis) out of a KV URL.
+func splitPrefix(raw string) (string, string) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw, ""
+	}
+	q := u.Query()
+	prefix := q.Get("prefix")
+	q.Del("prefix")
+	u.RawQuery = q.Encode()
+	return u.String(), prefix
 }
 
 func (s *server) openStore(ctx context.Context) error {
