@@ -1,0 +1,86 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/pathstats/pathstats"
+)
+
+// AppendConfigChange records one migration config change and returns its id.
+// c.ID is ignored; a zero c.At takes the store's clock.
+func (s *StatsStore) AppendConfigChange(ctx context.Context, c pathstats.ConfigChange) (int64, error) {
+	before, err := json.Marshal(c.Before)
+	if err != nil {
+		return 0, fmt.Errorf("append config change: encode before: %w", err)
+	}
+	after, err := json.Marshal(c.After)
+	if err != nil {
+		return 0, fmt.Errorf("append config change: encode after: %w", err)
+	}
+	at := c.At
+	if at.IsZero() {
+		at = s.now()
+	}
+	var id int64
+	err = s.pool.QueryRow(ctx, `INSERT INTO migration_history
+		(at_ms, actor, source, reason, before, after) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+		at.UnixMilli(), c.Actor, c.Source, c.Reason, string(before), string(after)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("append config change: %w", err)
+	}
+	return id, nil
+}
+
+// ConfigChanges returns at most limit changes with id < before (before <= 0:
+// from the newest), newest first, and the total number of changes. Times are
+// UTC at millisecond precision.
+func (s *StatsStore) ConfigChanges(ctx context.Context, before int64, limit int) ([]pathstats.ConfigChange, int, error) {
+	var total int
+	if err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM migration_history`).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("config changes: count: %w", err)
+	}
+	out := []pathstats.ConfigChange{}
+	if limit <= 0 {
+		return out, total, nil
+	}
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, at_ms, actor, source, reason, before, after
+		FROM migration_history WHERE id < $1 ORDER BY id DESC LIMIT $2`, before, limit)
+	if err != nil {
+		return nil, 0, fmt.Errorf("config changes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		c, err := scanConfigChange(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("config changes: %w", err)
+	}
+	return out, total, nil
+}
+
+func scanConfigChange(rows interface{ Scan(...any) error }) (pathstats.ConfigChange, error) {
+	var c pathstats.ConfigChange
+	var atMs int64
+	var before, after string
+	if err := rows.Scan(&c.ID, &atMs, &c.Actor, &c.Source, &c.Reason, &before, &after); err != nil {
+		return c, fmt.Errorf("config changes: scan: %w", err)
+	}
+	c.At = time.UnixMilli(atMs).UTC()
+	if err := json.Unmarshal([]byte(before), &c.Before); err != nil {
+		return c, fmt.Errorf("config changes: decode before of %d: %w", c.ID, err)
+	}
+	if err := json.Unmarshal([]byte(after), &c.After); err != nil {
+		return c, fmt.Errorf("config changes: decode after of %d: %w", c.ID, err)
+	}
+	return c, nil
+}
