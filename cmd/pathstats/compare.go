@@ -24,12 +24,13 @@ type comparer struct {
 // startCompare wires the comparison; without a legacy source (removed) the
 // endpoints answer 410.
 func (s *server) startCompare() {
-	if s.legacyHourly == nil {
+	walker, ok := s.store.(hourlyWalker)
+	if s.legacyHourly == nil || !ok {
 		return
 	}
 	opts := compare.Options{
 		Legacy: s.legacyHourly,
-		SQL:    compare.TripleFunc(s.store.EachPathHourly),
+		SQL:    compare.TripleFunc(walker.EachPathHourly),
 		Pending: func() compare.PendingInfo {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
@@ -86,7 +87,13 @@ func (s *server) compareRoutes() map[string]http.Handler {
 		api.WriteError(w, pathstats.Errorf(pathstats.EGone, "the legacy system is gone: there is nothing to compare with"))
 	})
 	if s.comparer == nil {
-		return map[string]http.Handler{"GET /api/admin/paths/compare": gone, "GET /api/admin/paths/compare/latest": gone}
+		h := gone
+		if s.legacyHourly != nil {
+			h = func(w http.ResponseWriter, r *http.Request) {
+				api.WriteError(w, pathstats.Errorf(pathstats.EUnavailable, "comparison is not available on this SQL backend yet (SQLite only)"))
+			}
+		}
+		return map[string]http.Handler{"GET /api/admin/paths/compare": h, "GET /api/admin/paths/compare/latest": h}
 	}
 	c := s.comparer
 	return map[string]http.Handler{

@@ -64,7 +64,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.KV, "kv", "", "KV store for snapshots and config: embedded, nats://host:port or redis://host:port/db (default: the queue's NATS)")
 	fs.DurationVar(&c.SnapshotEvery, "snapshot-interval", 10*time.Second, "how often the snapshot of the last 24 hours is rebuilt")
 	fs.DurationVar(&c.SnapshotMaxAge, "snapshot-max-age", 60*time.Second, "older snapshots are served stale while one refresh runs")
-	fs.StringVar(&c.SQL, "sql", "", "SQL store: sqlite:PATH (default sqlite:<data-dir>/pathstats.db)")
+	fs.StringVar(&c.SQL, "sql", "", "SQL store: sqlite:PATH or postgres://… (default sqlite:<data-dir>/pathstats.db)")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", time.Second, "how often recorded counters are published")
 	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "redelivery delay of a batch fetched by a node that died before acknowledging it")
 	fs.DurationVar(&c.Retention, "retention", 720*time.Hour, "hourly rows kept in SQL; ingest refuses older events")

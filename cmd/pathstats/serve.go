@@ -24,6 +24,7 @@ import (
 	"github.com/pathstats/pathstats/demo"
 	"github.com/pathstats/pathstats/gateway"
 	"github.com/pathstats/pathstats/nats"
+	"github.com/pathstats/pathstats/postgres"
 	"github.com/pathstats/pathstats/readpath"
 	"github.com/pathstats/pathstats/recorder"
 	"github.com/pathstats/pathstats/redis"
@@ -66,7 +67,7 @@ type server struct {
 	reg   *prometheus.Registry
 	nats  *nats.Server
 	queue pathstats.Queue
-	store *sqlite.StatsStore
+	store sqlStore
 	kv    pathstats.KV
 	snap  *snapshot.Writer
 	paths *readpath.Service
@@ -284,14 +285,35 @@ func splitPrefix(raw string) (string, string) {
 	return u.String(), prefix
 }
 
+// sqlStore is what serve needs of the SQL backend.
+type sqlStore interface {
+	pathstats.StatsStore
+	pathstats.WindowReader
+	pathstats.PathConfigStore
+	pathstats.ConfigHistory
+}
+
+// hourlyWalker is the pipeline side of comparisons (not every backend has it).
+type hourlyWalker interface {
+	EachPathHourly(ctx context.Context, fromHour int64, fn func(path string, hours [][3]int64) error) error
+}
+
 func (s *server) openStore(ctx context.Context) error {
 	dsn := s.cfg.SQL
 	if dsn == "" {
 		dsn = "sqlite:" + filepath.Join(s.cfg.DataDir, "pathstats.db")
 	}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		st, err := postgres.Open(ctx, dsn, postgres.Options{})
+		if err != nil {
+			return err
+		}
+		s.store = st
+		return nil
+	}
 	path, ok := strings.CutPrefix(dsn, "sqlite:")
 	if !ok {
-		return fmt.Errorf("--sql: unsupported %q (sqlite:PATH)", dsn)
+		return fmt.Errorf("--sql: unsupported %q (sqlite:PATH or postgres://…)", dsn)
 	}
 	st, err := sqlite.Open(ctx, path, sqlite.Options{Strict: s.cfg.Durability == "strict"})
 	if err != nil {
