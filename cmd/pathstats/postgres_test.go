@@ -25,11 +25,15 @@ func TestPostgresBackend(t *testing.T) {
 	if err != nil {
 		t.Fatalf("PATHSTATS_TEST_POSTGRES set but unreachable: %v", err)
 	}
-	defer conn.Close(ctx)
+	t.Cleanup(func() {
+		if _, err := conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+		conn.Close(context.Background())
+	})
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
 	u, _ := url.Parse(base)
 	q := u.Query()
 	q.Set("search_path", schema)
