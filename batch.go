@@ -79,3 +79,27 @@ func SplitBatches(baseID, node string, deltas []Delta) []*Batch {
 	}
 	return out
 }
+
+// MergeDeltas sums the deltas of batches per key and returns them sorted in
+// key (primary-key) order, ready for one multi-row upsert. The batches' own
+// deltas are not modified.
+func MergeDeltas(batches []*Batch) []Delta {
+	n := 0
+	for _, b := range batches {
+		n += len(b.Deltas)
+	}
+	all := make([]Delta, 0, n)
+	for _, b := range batches {
+		all = append(all, b.Deltas...)
+	}
+	SortDeltas(all)
+	out := all[:0]
+	for i := range all {
+		if last := len(out) - 1; last >= 0 && out[last].Key == all[i].Key {
+			out[last].Counts.Add(&all[i].Counts)
+			continue
+		}
+		out = append(out, all[i])
+	}
+	return out
+}

@@ -56,7 +56,7 @@ func applyTx(ctx context.Context, tx pgx.Tx, batches []*pathstats.Batch, dead []
 	for _, b := range applied {
 		res.Events += b.Events()
 	}
-	deltas := mergeDeltas(applied)
+	deltas := pathstats.MergeDeltas(applied)
 	if err := upsertHourly(ctx, tx, deltas, now); err != nil {
 		return res, err
 	}
@@ -105,29 +105,6 @@ func recordBatches(ctx context.Context, tx pgx.Tx, batches []*pathstats.Batch, n
 		}
 	}
 	return applied, nil
-}
-
-// mergeDeltas sums the deltas of batches per key and returns them sorted in
-// key (primary-key) order. The batches' own deltas are not modified.
-func mergeDeltas(batches []*pathstats.Batch) []pathstats.Delta {
-	n := 0
-	for _, b := range batches {
-		n += len(b.Deltas)
-	}
-	all := make([]pathstats.Delta, 0, n)
-	for _, b := range batches {
-		all = append(all, b.Deltas...)
-	}
-	pathstats.SortDeltas(all)
-	out := all[:0]
-	for i := range all {
-		if last := len(out) - 1; last >= 0 && out[last].Key == all[i].Key {
-			out[last].Counts.Add(&all[i].Counts)
-			continue
-		}
-		out = append(out, all[i])
-	}
-	return out
 }
 
 // upsertHourly adds deltas (unique keys, sorted) to the hourly rows in one
