@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -282,4 +283,74 @@ func get(t *testing.T, url string) (int, map[string]any) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, body
+}
+
+// TestDroppedLegacyIncrements overflows a real legacy mailbox (size 1) from
+// several goroutines: the increments the legacy system dropped must come out
+// as one count_mismatch whose difference is exactly the dropped count.
+func TestDroppedLegacyIncrements(t *testing.T) {
+	ctx := context.Background()
+	now := func() time.Time { return testNow }
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "stats.db"), sqlite.Options{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	sys, err := legacy.Open(ctx, legacy.Config{Dir: t.TempDir(), Now: now, MailboxSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close(context.Background())
+	s := &sides{t: t, sys: sys, store: store}
+
+	at := testNow.Add(-3 * time.Hour)
+	const workers, perRound = 4, 2000
+	var sent int64
+	for round := 0; round < 50; round++ {
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range perRound {
+					sys.Observe("default", "/hot", 200, time.Millisecond, at)
+				}
+			}()
+		}
+		wg.Wait()
+		sent += workers * perRound
+		if st, err := sys.Stats(ctx); err != nil {
+			t.Fatal(err)
+		} else if st.Dropped > 0 {
+			break
+		}
+	}
+	st, err := sys.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Dropped == 0 {
+		t.Fatalf("no increment dropped after %d observes on a 1-slot mailbox", sent)
+	}
+	c := pathstats.Counts{Status: [pathstats.NumStatusClasses]int64{1: sent}, LastSeenMs: at.UnixMilli()}
+	c.Latency[0] = sent
+	ds := []pathstats.Delta{{Key: pathstats.Key{Hour: pathstats.HourBucket(at), Path: "/hot", ProxyID: "default"}, Counts: c}}
+	if _, err := store.Apply(ctx, pathstats.SplitBatches("hot", "test", ds), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	rep := s.run(nil)
+	if rep.DiffsTotal != 1 || len(rep.Diffs) != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	d := rep.Diffs[0]
+	if d.Path != "/hot" || d.Issue != compare.CountMismatch || d.D1Requests != sent || d.D1Requests-d.DORequests != st.Dropped {
+		t.Fatalf("diff %+v; sent %d, dropped %d", d, sent, st.Dropped)
+	}
+	if len(d.Hours) != 1 || d.Hours[0].HourBucket != pathstats.HourBucket(at) || d.Hours[0].D1Requests-d.Hours[0].DORequests != st.Dropped {
+		t.Fatalf("hour detail %+v", d.Hours)
+	}
+	if rep.Totals.D1Requests-rep.Totals.DORequests != st.Dropped {
+		t.Fatalf("totals %+v, dropped %d", rep.Totals, st.Dropped)
+	}
 }
