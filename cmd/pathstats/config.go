@@ -39,6 +39,7 @@ type serveConfig struct {
 	FlushInterval  time.Duration
 	AckWait        time.Duration
 	Retention      time.Duration
+	LeaseTTL       time.Duration
 	Durability     string
 	Demo           bool
 	Legacy         string
@@ -68,6 +69,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.FlushInterval, "flush-interval", time.Second, "how often recorded counters are published")
 	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "redelivery delay of a batch fetched by a node that died before acknowledging it")
 	fs.DurationVar(&c.Retention, "retention", 720*time.Hour, "hourly rows kept in SQL; ingest refuses older events")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 30*time.Second, "lease of the singleton jobs (snapshot writer, archiver): a dead leader is replaced within it")
 	fs.StringVar(&c.Durability, "durability", "default", "default (survives process crash) or strict (fsync before every ack)")
 	fs.StringVar(&c.Legacy, "legacy", "on", "the legacy collector: on (dual write) or off (data kept for export/cleanup); forced off once decommissioned")
 	fs.BoolVar(&c.Demo, "demo", false, "built-in demo upstream and synthetic traffic")

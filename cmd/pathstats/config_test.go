@@ -65,3 +65,18 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatal("bad yaml accepted")
 	}
 }
+
+func TestNATSURLOptions(t *testing.T) {
+	servers, opts, err := natsURL("nats://a:1,nats://b:2?stream=S1&replicas=3", "stream", "subject", "replicas")
+	if err != nil || servers != "nats://a:1,nats://b:2" || opts.Get("stream") != "S1" || opts.replicas != 3 {
+		t.Fatalf("got %q %+v %v", servers, opts, err)
+	}
+	if s, o, err := natsURL("nats://a:1", "bucket"); err != nil || s != "nats://a:1" || o.replicas != 0 {
+		t.Fatalf("plain: %q %+v %v", s, o, err)
+	}
+	for _, bad := range []string{"nats://a?replicas=0", "nats://a?replicas=7", "nats://a?replicas=x", "nats://a?bucket=b", "nats://a?%zz"} {
+		if _, _, err := natsURL(bad, "stream", "replicas"); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -21,26 +20,11 @@ func TestPostgresBackend(t *testing.T) {
 	}
 	ctx := context.Background()
 	schema := fmt.Sprintf("pstest_serve_%d", time.Now().UnixNano())
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("PATHSTATS_TEST_POSTGRES set but unreachable: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-		conn.Close(context.Background())
-	})
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
+	var conn *pgx.Conn
+	dsn := pgSchema(t, base, schema, &conn)
 
 	dir := t.TempDir()
-	c := startServe(t, dir, "--sql", u.String(), "--snapshot-interval", "200ms")
+	c := startServe(t, dir, "--sql", dsn, "--snapshot-interval", "200ms")
 	ref := ingestReference(t, c)
 	waitSource(t, c, "kv-snapshot", len(ref))
 	checkRandomQueries(t, c, ref, "kv-snapshot", 20)

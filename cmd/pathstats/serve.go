@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -100,6 +102,9 @@ func (s *server) start(ctx context.Context) error {
 	}
 	if s.cfg.Durability != "default" && s.cfg.Durability != "strict" {
 		return fmt.Errorf("--durability must be default or strict, not %q", s.cfg.Durability)
+	}
+	if s.cfg.LeaseTTL < time.Second {
+		return fmt.Errorf("--lease-ttl must be at least 1s, not %s", s.cfg.LeaseTTL)
 	}
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -194,7 +199,15 @@ func (s *server) openQueue(ctx context.Context) error {
 		}
 		s.queue = q
 	case strings.HasPrefix(s.cfg.Queue, "nats://") || strings.HasPrefix(s.cfg.Queue, "tls://"):
-		q, err := nats.OpenURL(ctx, s.cfg.Queue, nats.QueueConfig{AckWait: s.cfg.AckWait})
+		servers, opts, err := natsURL(s.cfg.Queue, "stream", "subject", "replicas")
+		if err != nil {
+			return fmt.Errorf("--queue: %w", err)
+		}
+		cfg := nats.QueueConfig{AckWait: s.cfg.AckWait, Stream: opts.Get("stream"), Subject: opts.Get("subject"), Replicas: opts.replicas}
+		if cfg.Stream != "" && cfg.Subject == "" {
+			cfg.Subject = nats.DefaultSubject + "." + cfg.Stream
+		}
+		q, err := nats.OpenURL(ctx, servers, cfg)
 		if err != nil {
 			return err
 		}
@@ -227,7 +240,11 @@ func (s *server) openKV(ctx context.Context) error {
 		}
 		s.kv = kv
 	case strings.HasPrefix(s.cfg.KV, "nats://") || strings.HasPrefix(s.cfg.KV, "tls://"):
-		kv, err := nats.OpenKVURL(ctx, s.cfg.KV, nats.KVConfig{})
+		servers, opts, err := natsURL(s.cfg.KV, "bucket", "replicas")
+		if err != nil {
+			return fmt.Errorf("--kv: %w", err)
+		}
+		kv, err := nats.OpenKVURL(ctx, servers, nats.KVConfig{Bucket: opts.Get("bucket"), Replicas: opts.replicas})
 		if err != nil {
 			return err
 		}
@@ -248,7 +265,7 @@ func (s *server) openKV(ctx context.Context) error {
 // startReadPath starts the snapshot writer (one per cluster through its
 // lease) and the read path that follows its versions.
 func (s *server) startReadPath(routes []gateway.Route) {
-	s.snap = snapshot.NewWriter(s.kv, s.store, snapshot.WriterOptions{Registerer: s.reg, Logger: s.log.With("component", "snapshot")})
+	s.snap = snapshot.NewWriter(s.kv, s.store, snapshot.WriterOptions{LeaseTTL: s.cfg.LeaseTTL, Holder: s.node(), Registerer: s.reg, Logger: s.log.With("component", "snapshot")})
 	s.conf = readpath.NewConfigCache(s.store, 5*time.Second)
 	patterns := map[string]string{}
 	for _, r := range routes {
@@ -283,6 +300,37 @@ func splitPrefix(raw string) (string, string) {
 	q.Del("prefix")
 	u.RawQuery = q.Encode()
 	return u.String(), prefix
+}
+
+// natsOptions are the query parameters of a --queue or --kv nats:// URL.
+type natsOptions struct {
+	url.Values
+	replicas int
+}
+
+// natsURL splits a NATS URL list ("nats://a:4222,nats://b:4222?replicas=3")
+// into the server list and its options; only the allowed parameters are
+// accepted, and replicas must be 1–5.
+func natsURL(raw string, allowed ...string) (string, natsOptions, error) {
+	servers, query, _ := strings.Cut(raw, "?")
+	vals, err := url.ParseQuery(query)
+	if err != nil {
+		return "", natsOptions{}, fmt.Errorf("bad options %q: %w", query, err)
+	}
+	opts := natsOptions{Values: vals}
+	for k := range vals {
+		if !slices.Contains(allowed, k) {
+			return "", opts, fmt.Errorf("unknown option %q (allowed: %s)", k, strings.Join(allowed, ", "))
+		}
+	}
+	if r := vals.Get("replicas"); r != "" {
+		n, err := strconv.Atoi(r)
+		if err != nil || n < 1 || n > 5 {
+			return "", opts, fmt.Errorf("replicas must be 1-5, not %q", r)
+		}
+		opts.replicas = n
+	}
+	return servers, opts, nil
 }
 
 // sqlStore is what serve needs of the SQL backend.
