@@ -61,6 +61,13 @@ type Options struct {
 	Now         func() time.Time   // default time.Now
 	Pending     func() PendingInfo // optional
 	MaxDiffs    int                // default 100
+	// Settle, when set, lets in-flight events land (flush recorders, drain
+	// the queue); paths that differ beyond the tolerance only in the open
+	// hour are then read again, and reported only if they still differ.
+	Settle func(ctx context.Context)
+	// MaxRecheck bounds the paths kept for the recheck (default 10,000);
+	// beyond it open-hour differences are reported at once.
+	MaxRecheck int
 }
 
 func (o *Options) setDefaults() {
@@ -75,6 +82,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxDiffs <= 0 {
 		o.MaxDiffs = 100
+	}
+	if o.MaxRecheck <= 0 {
+		o.MaxRecheck = 10_000
 	}
 }
 
@@ -115,6 +125,9 @@ type Pending struct {
 	Events        int64 `json:"events"`
 	Messages      int64 `json:"messages"`
 	OpenHourDiffs int   `json:"openHourDiffs"`
+	// Rechecked counts the open-hour differences beyond the tolerance that
+	// were gone when read again after settling (included in OpenHourDiffs).
+	Rechecked int `json:"rechecked"`
 }
 
 // Diff is one path that does not match.

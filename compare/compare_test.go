@@ -354,3 +354,45 @@ func TestDroppedLegacyIncrements(t *testing.T) {
 		t.Fatalf("totals %+v, dropped %d", rep.Totals, st.Dropped)
 	}
 }
+
+// TestOpenHourRecheck: low-count paths whose open hour differs beyond the
+// tolerance are read again after Settle; differences that went away were in
+// flight, those that stay are mismatches.
+func TestOpenHourRecheck(t *testing.T) {
+	s := newSides(t)
+	s.feed(mixed(), true, true)
+	// Two quiet paths: 3 events on the legacy side, 2 of them in SQL so far.
+	for _, p := range []string{"/quiet/landing", "/quiet/lost"} {
+		s.feed([]event{{p, 200, testNow}, {p, 200, testNow}, {p, 500, testNow}}, true, false)
+		s.feed([]event{{p, 200, testNow}, {p, 200, testNow}}, false, true)
+	}
+	settled := 0
+	rep := s.run(func(o *compare.Options) {
+		o.Settle = func(context.Context) {
+			settled++
+			s.feed([]event{{"/quiet/landing", 500, testNow}}, false, true) // the in-flight event lands
+		}
+	})
+	if settled != 1 {
+		t.Fatalf("settled %d times", settled)
+	}
+	if rep.DiffsTotal != 1 || rep.Diffs[0].Path != "/quiet/lost" || rep.Diffs[0].D1Requests != 2 || rep.Diffs[0].DORequests != 3 {
+		t.Fatalf("report %+v", rep)
+	}
+	if rep.Pending.Rechecked != 1 || rep.Pending.OpenHourDiffs != 1 {
+		t.Fatalf("pending %+v", rep.Pending)
+	}
+	// Without Settle the same differences are reported at once.
+	s2 := newSides(t)
+	s2.feed([]event{{"/q", 200, testNow}, {"/q", 500, testNow}}, true, false)
+	s2.feed([]event{{"/q", 200, testNow}}, false, true)
+	if r := s2.run(nil); r.DiffsTotal != 1 || r.Pending.Rechecked != 0 {
+		t.Fatalf("no settle: %+v", r)
+	}
+	// A drained system never rechecks.
+	s3 := newSides(t)
+	s3.feed(mixed(), true, true)
+	if r := s3.run(func(o *compare.Options) { o.Settle = func(context.Context) { t.Fatal("settled a drained system") } }); r.DiffsTotal != 0 || r.Accuracy != 100 {
+		t.Fatalf("drained: %+v", r)
+	}
+}

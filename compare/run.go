@@ -26,6 +26,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		opts:     o,
 		openHour: pathstats.HourBucket(now),
 		diffs:    diffHeap{},
+		suspects: map[string]struct{}{},
 	}
 	from := pathstats.HourBucket(now.Add(-o.Window))
 	if o.Pending != nil {
@@ -41,6 +42,9 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if err := c.merge(ctx, d1, do); err != nil {
 		return Report{}, err
 	}
+	if err := c.recheck(ctx, from); err != nil {
+		return Report{}, err
+	}
 	c.finish(now, from)
 	return c.rep, nil
 }
@@ -52,6 +56,34 @@ type comparison struct {
 	rep      Report
 	diffs    diffHeap
 	hours    []HourDiff // scratch
+	// suspects are paths that differ beyond the tolerance only in the open
+	// hour on the first pass; rechecking is set during the second pass.
+	suspects   map[string]struct{}
+	rechecking bool
+}
+
+// recheck settles the pipeline and walks both sources again for the
+// suspects: a live system's in-flight events land in SQL in between, so
+// only differences that persist are reported. A suspect absent from both
+// sides on the second walk no longer differs: it counts as in flight.
+func (c *comparison) recheck(ctx context.Context, from int64) error {
+	if len(c.suspects) == 0 {
+		return nil
+	}
+	c.opts.Settle(ctx)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d1 := pull(cctx, c.opts.SQL, from, "sql")
+	defer d1.stop()
+	do := pull(cctx, c.opts.Legacy, from, "legacy")
+	defer do.stop()
+	c.rechecking = true
+	if err := c.merge(ctx, d1, do); err != nil {
+		return err
+	}
+	c.rep.Pending.OpenHourDiffs += len(c.suspects)
+	c.rep.Pending.Rechecked += len(c.suspects)
+	return nil
 }
 
 // merge walks both cursors in path order.
@@ -78,11 +110,53 @@ func (c *comparison) merge(ctx context.Context, d1, do *cursor) error {
 	return errors.Join(d1.err, do.err)
 }
 
-// path compares one path's hours (either side may be nil).
+// path compares one path's hours (either side may be nil). On the first
+// pass a path whose only difference is in the open hour beyond the
+// tolerance becomes a suspect (when a recheck is possible); on the recheck
+// pass only suspects are looked at again.
 func (c *comparison) path(path string, d1, do []Hour) {
+	if c.rechecking {
+		if _, ok := c.suspects[path]; ok {
+			c.recheckPath(path, d1, do)
+		}
+		return
+	}
 	c.rep.TotalPaths++
+	t, v := c.classify(d1, do)
+	c.addTotals(t)
+	switch {
+	case v.closedDiff:
+		c.addDiff(path, t)
+	case v.openOver && c.opts.Settle != nil && len(c.suspects) < c.opts.MaxRecheck:
+		c.suspects[path] = struct{}{}
+	case v.openOver:
+		c.addDiff(path, t)
+	case v.openDiff:
+		c.rep.Pending.OpenHourDiffs++
+	}
+}
+
+// recheckPath decides a suspect on fresh reads: a difference that went back
+// within the tolerance was in flight.
+func (c *comparison) recheckPath(path string, d1, do []Hour) {
+	delete(c.suspects, path)
+	t, v := c.classify(d1, do)
+	if v.closedDiff || v.openOver {
+		c.addDiff(path, t)
+		return
+	}
+	c.rep.Pending.OpenHourDiffs++
+	c.rep.Pending.Rechecked++
+}
+
+// verdict is how one path's hours differ.
+type verdict struct{ closedDiff, openDiff, openOver bool }
+
+// classify sums a path's hours and says how they differ; c.hours receives
+// the hours that differ.
+func (c *comparison) classify(d1, do []Hour) (Totals, verdict) {
 	var t Totals
-	closedDiff, openDiff, openOver := false, false, false
+	var v verdict
 	c.hours = c.hours[:0]
 	i, j := 0, 0
 	for i < len(d1) || j < len(do) {
@@ -111,20 +185,14 @@ func (c *comparison) path(path string, d1, do []Hour) {
 		c.hours = append(c.hours, HourDiff{HourBucket: a.Bucket, D1Requests: a.Requests, DORequests: b.Requests, D1Errors: a.Errors, DOErrors: b.Errors})
 		switch {
 		case a.Bucket < c.openHour:
-			closedDiff = true
+			v.closedDiff = true
 		case within(a.Requests, b.Requests, c.opts.Tolerance) && within(a.Errors, b.Errors, c.opts.Tolerance):
-			openDiff = true
+			v.openDiff = true
 		default:
-			openOver = true
+			v.openOver = true
 		}
 	}
-	c.addTotals(t)
-	switch {
-	case closedDiff || openOver:
-		c.addDiff(path, t)
-	case openDiff:
-		c.rep.Pending.OpenHourDiffs++
-	}
+	return t, v
 }
 
 func (c *comparison) addTotals(t Totals) {

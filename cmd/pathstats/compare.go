@@ -37,6 +37,7 @@ func (s *server) startCompare() {
 			msgs, _ := s.queue.Pending(ctx)
 			return compare.PendingInfo{Events: s.rec.PendingEvents(), Messages: msgs}
 		},
+		Settle: s.settle,
 	}
 	c := &comparer{}
 	base := compare.Runner(opts)
