@@ -62,9 +62,13 @@ type Options struct {
 	Pending     func() PendingInfo // optional
 	MaxDiffs    int                // default 100
 	// Settle, when set, lets in-flight events land (flush recorders, drain
-	// the queue); paths that differ beyond the tolerance only in the open
-	// hour are then read again, and reported only if they still differ.
-	Settle func(ctx context.Context)
+	// the queue) and reports whether everything landed; paths that differ
+	// beyond the tolerance only in the open hour are then read again, and
+	// reported only if they still differ. When the pipeline could not
+	// settle (it is behind), the open hour cannot be judged: such paths are
+	// counted as in flight and the report says so (Pending.Unsettled);
+	// their hour is judged exactly once it has closed.
+	Settle func(ctx context.Context) bool
 	// MaxRecheck bounds the paths kept for the recheck (default 10,000);
 	// beyond it open-hour differences are reported at once.
 	MaxRecheck int
@@ -128,6 +132,9 @@ type Pending struct {
 	// Rechecked counts the open-hour differences beyond the tolerance that
 	// were gone when read again after settling (included in OpenHourDiffs).
 	Rechecked int `json:"rechecked"`
+	// Unsettled is true when the pipeline was still behind after settling:
+	// open-hour differences were not judged.
+	Unsettled bool `json:"unsettled"`
 }
 
 // Diff is one path that does not match.

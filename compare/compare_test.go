@@ -368,9 +368,10 @@ func TestOpenHourRecheck(t *testing.T) {
 	}
 	settled := 0
 	rep := s.run(func(o *compare.Options) {
-		o.Settle = func(context.Context) {
+		o.Settle = func(context.Context) bool {
 			settled++
 			s.feed([]event{{"/quiet/landing", 500, testNow}}, false, true) // the in-flight event lands
+			return true
 		}
 	})
 	if settled != 1 {
@@ -389,10 +390,17 @@ func TestOpenHourRecheck(t *testing.T) {
 	if r := s2.run(nil); r.DiffsTotal != 1 || r.Pending.Rechecked != 0 {
 		t.Fatalf("no settle: %+v", r)
 	}
+	// A pipeline that cannot settle: open-hour differences are not judged.
+	r := s.run(func(o *compare.Options) { o.Settle = func(context.Context) bool { return false } })
+	if r.DiffsTotal != 0 || !r.Pending.Unsettled || r.Pending.OpenHourDiffs != 1 { // /quiet/lost only: /quiet/landing landed
+		t.Fatalf("unsettled: %+v", r)
+	}
 	// A drained system never rechecks.
 	s3 := newSides(t)
 	s3.feed(mixed(), true, true)
-	if r := s3.run(func(o *compare.Options) { o.Settle = func(context.Context) { t.Fatal("settled a drained system") } }); r.DiffsTotal != 0 || r.Accuracy != 100 {
+	if r := s3.run(func(o *compare.Options) {
+		o.Settle = func(context.Context) bool { t.Fatal("settled a drained system"); return true }
+	}); r.DiffsTotal != 0 || r.Accuracy != 100 {
 		t.Fatalf("drained: %+v", r)
 	}
 }

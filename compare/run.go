@@ -70,7 +70,11 @@ func (c *comparison) recheck(ctx context.Context, from int64) error {
 	if len(c.suspects) == 0 {
 		return nil
 	}
-	c.opts.Settle(ctx)
+	if !c.opts.Settle(ctx) {
+		c.rep.Pending.Unsettled = true
+		c.rep.Pending.OpenHourDiffs += len(c.suspects)
+		return nil
+	}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d1 := pull(cctx, c.opts.SQL, from, "sql")

@@ -116,16 +116,21 @@ func (s *server) compareRoutes() map[string]http.Handler {
 
 // settle publishes what the recorder holds and waits (at most 3 s) until the
 // aggregator applied the queue, so that a comparison of a live system sees
-// only the events of the last moments as in flight.
-func (s *server) settle(ctx context.Context) {
+// only the events of the last moments as in flight. It reports whether the
+// queue drained.
+func (s *server) settle(ctx context.Context) bool {
 	s.rec.Flush()
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	for ctx.Err() == nil {
 		n, err := s.queue.Pending(ctx)
-		if err != nil || (n == 0 && s.rec.PendingEvents() == 0 && s.rec.PendingBatches() == 0) {
-			return
+		if err != nil {
+			return false
+		}
+		if n == 0 && s.rec.PendingEvents() == 0 && s.rec.PendingBatches() == 0 {
+			return true
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return false
 }
