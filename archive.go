@@ -24,6 +24,9 @@ type ArchiveStore interface {
 	// written to the archive) from the hourly table and deletes the rows
 	// left with no request, in one transaction that also records partID in
 	// the ledger. Rows that grew since they were read keep the growth.
+	// Rows of several hours are an error; no rows only record partID. An
+	// hour still holding exactly the rows read (UpdatedAt kept as read) is
+	// deleted at once, any other is subtracted row by row.
 	// applied is false when partID was already in the ledger (nothing done).
 	RemoveArchived(ctx context.Context, partID string, rows []HourlyRow) (applied bool, err error)
 	// RestoreArchived adds rows back into the hourly table, recording

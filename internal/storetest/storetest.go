@@ -3,7 +3,8 @@
 // hourly rows, the rolling window (WindowReader: exact totals at a fixed
 // clock, hours leaving it, and QueryPaths against a reference that filters,
 // sorts and pages WindowTotals in Go; q matches when strings.ToLower(path)
-// contains strings.ToLower(q)) and path configs.
+// contains strings.ToLower(q)), path configs and the archive's
+// pathstats.ArchiveStore methods.
 package storetest
 
 import (
@@ -69,6 +70,7 @@ func Run(t *testing.T, name string, open Opener) {
 		{"QueryPathsReference", testQueryPathsReference},
 		{"PathConfigs", testPathConfigs},
 	}
+	clocked = append(clocked, archiveCases...)
 	for _, c := range clocked {
 		t.Run(c.name, func(t *testing.T) {
 			clk := NewClock(windowNow)
