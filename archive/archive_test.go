@@ -293,9 +293,11 @@ func TestRestoreRange(t *testing.T) {
 		t.Fatalf("progress = %+v", progress)
 	}
 	checkHours(t, store, map[int64][]pathstats.HourlyRow{th.old[1]: before[th.old[1]], th.old[0]: nil, th.old[2]: nil})
-	infos, err := a.List(ctx, math.MinInt64/2, math.MaxInt64)
-	if err != nil || len(infos) != 2 || infos[0].Hour != th.old[0] || infos[1].Hour != th.old[2] {
-		t.Fatalf("list = %+v, %v; want the two other hours", infos, err)
+	for _, r := range [][2]int64{{math.MinInt64 / 2, math.MaxInt64}, {0, 1 << 62}, {0, th.old[2] + 3600}} {
+		infos, err := a.List(ctx, r[0], r[1])
+		if err != nil || len(infos) != 2 || infos[0].Hour != th.old[0] || infos[1].Hour != th.old[2] {
+			t.Fatalf("list %v = %+v, %v; want the two other hours", r, infos, err)
+		}
 	}
 }
 

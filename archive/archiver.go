@@ -62,22 +62,22 @@ type Config struct {
 
 // Progress reports a long archive run or restore.
 type Progress struct {
-	Op    string // "archive" or "restore"
-	Hour  int64  // the hour just finished
-	Done  int    // hours finished so far, this one included
-	Total int    // hours this run will visit
-	Rows  int64  // rows moved so far
+	Op    string `json:"op"`    // "archive" or "restore"
+	Hour  int64  `json:"hour"`  // the hour just finished
+	Done  int    `json:"done"`  // hours finished so far, this one included
+	Total int    `json:"total"` // hours this run will visit
+	Rows  int64  `json:"rows"`  // rows moved so far
 }
 
 // Result sums one RunOnce.
 type Result struct {
-	Hours     int   // hours with a part committed
-	Parts     int   // parts committed
-	Rows      int64 // rows moved out of SQL
-	Requests  int64 // requests in those rows
-	Bytes     int64 // bytes of Parquet written
-	Held      int   // hours skipped because a restore holds them
-	Recovered int   // unfinished parts settled by recovery (committed or deleted)
+	Hours     int   `json:"hours"`     // hours with a part committed
+	Parts     int   `json:"parts"`     // parts committed
+	Rows      int64 `json:"rows"`      // rows moved out of SQL
+	Requests  int64 `json:"requests"`  // requests in those rows
+	Bytes     int64 `json:"bytes"`     // bytes of Parquet written
+	Held      int   `json:"held"`      // hours skipped because a restore holds them
+	Recovered int   `json:"recovered"` // unfinished parts settled by recovery (committed or deleted)
 }
 
 // Archiver archives old hours and restores them.

@@ -23,10 +23,10 @@ type HourInfo struct {
 
 // RestoreResult sums one Restore.
 type RestoreResult struct {
-	Hours    int   // hours with at least one part restored
-	Parts    int   // parts restored
-	Rows     int64 // rows added back into SQL
-	Requests int64 // requests in those rows
+	Hours    int   `json:"hours"`    // hours with at least one part restored
+	Parts    int   `json:"parts"`    // parts restored
+	Rows     int64 `json:"rows"`     // rows added back into SQL
+	Requests int64 `json:"requests"` // requests in those rows
 }
 
 // List returns the archived hours with fromHour <= hour < toHour that hold
@@ -211,10 +211,16 @@ func (a *Archiver) holdsIn(ctx context.Context, fromHour, toHour int64) (map[int
 	return out, nil
 }
 
+// lastKeyHour is the last hour a key can name (year 9999).
+var lastKeyHour = time.Date(9999, 12, 31, 23, 0, 0, 0, time.UTC).Unix()
+
 // hourKeys lists the hours of the per-hour objects under prefix
 // (manifests/ or holds/) in [fromHour, toHour), in hour order. It lists
 // only the longest key prefix that the whole range shares.
 func (a *Archiver) hourKeys(ctx context.Context, prefix string, fromHour, toHour int64) ([]int64, error) {
+	// Keys hold four-digit years: clamp the range to them, or the shared
+	// prefix of far-apart bounds would be wrong.
+	fromHour, toHour = max(fromHour, 0), min(toHour, lastKeyHour+3600)
 	if toHour <= fromHour {
 		return nil, nil
 	}

@@ -354,3 +354,56 @@ func TestRunJobReturnReleases(t *testing.T) {
 		}
 	}
 }
+
+// TestDoIsAMutex: Do on several contenders never runs two fns at once, a
+// contender that cannot wait gets ErrBusy, and the lease is free after.
+func TestDoIsAMutex(t *testing.T) {
+	ctx := ctxT(t)
+	kv := openKV(t)
+	ls := contenders(kv, 3)
+	var running, maxRunning, runs atomic.Int32
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 3 {
+				err := l.Do(ctx, 5*time.Second, func(context.Context) error {
+					n := running.Add(1)
+					for m := maxRunning.Load(); n > m && !maxRunning.CompareAndSwap(m, n); m = maxRunning.Load() {
+					}
+					time.Sleep(20 * time.Millisecond)
+					running.Add(-1)
+					runs.Add(1)
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if runs.Load() != 9 || maxRunning.Load() != 1 {
+		t.Fatalf("runs %d, max concurrent %d", runs.Load(), maxRunning.Load())
+	}
+	// Held by one: another with no wait is busy; the fn's error comes back.
+	hold := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- ls[0].Do(ctx, time.Second, func(context.Context) error { <-hold; return errors.New("job failed") })
+	}()
+	for !ls[0].Held() {
+		time.Sleep(time.Millisecond)
+	}
+	if err := ls[1].Do(ctx, 0, func(context.Context) error { t.Error("ran while held"); return nil }); !errors.Is(err, ErrBusy) {
+		t.Fatalf("busy lease: %v", err)
+	}
+	close(hold)
+	if err := <-done; err == nil || err.Error() != "job failed" {
+		t.Fatalf("fn error: %v", err)
+	}
+	if err := ls[1].Do(ctx, 0, func(context.Context) error { return nil }); err != nil {
+		t.Fatalf("released lease: %v", err)
+	}
+}

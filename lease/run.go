@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -140,5 +141,52 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-t.C:
 		return true
+	}
+}
+
+// ErrBusy reports that another holder kept the lease for the whole wait.
+var ErrBusy = errors.New("lease busy")
+
+// Do uses the lease as a mutex across processes: it waits up to wait for the
+// lease (trying every ttl/10), runs fn while holding it (renewed every
+// ttl/3; fn's context is cancelled if the lease is lost) and releases it
+// when fn returns. It returns ErrBusy when the lease stayed taken, and
+// ErrLost (joined with fn's error) when it was lost while fn ran.
+func (l *Lease) Do(ctx context.Context, wait time.Duration, fn func(ctx context.Context) error) error {
+	if err := l.acquireWithin(ctx, wait); err != nil {
+		return err
+	}
+	var fnErr error
+	lost := false
+	l.lead(ctx, func(jobCtx context.Context) {
+		fnErr = fn(jobCtx)
+		lost = !l.Held()
+	})
+	if lost && ctx.Err() == nil {
+		return errors.Join(ErrLost, fnErr)
+	}
+	return fnErr
+}
+
+// acquireWithin tries to take the lease until it succeeds or wait passes.
+func (l *Lease) acquireWithin(ctx context.Context, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		ok, err := l.tryAcquire(ctx)
+		if ok {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrBusy, err)
+			}
+			return ErrBusy
+		}
+		if !sleep(ctx, min(l.ttl/10, max(time.Until(deadline), time.Millisecond))) {
+			return ctx.Err()
+		}
 	}
 }

@@ -40,6 +40,8 @@ type serveConfig struct {
 	AckWait        time.Duration
 	Retention      time.Duration
 	LeaseTTL       time.Duration
+	Archive        string
+	ArchiveEvery   time.Duration
 	Durability     string
 	Demo           bool
 	Legacy         string
@@ -69,6 +71,8 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.FlushInterval, "flush-interval", time.Second, "how often recorded counters are published")
 	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "redelivery delay of a batch fetched by a node that died before acknowledging it")
 	fs.DurationVar(&c.Retention, "retention", 720*time.Hour, "hourly rows kept in SQL; ingest refuses older events")
+	fs.StringVar(&c.Archive, "archive", "", "archive of hours older than --retention: file:///dir, s3://bucket?region=…[&endpoint=…&use_path_style=true], or off (default file://<data-dir>/archive)")
+	fs.DurationVar(&c.ArchiveEvery, "archive-interval", 10*time.Minute, "how often the elected archiver looks for hours to archive")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 30*time.Second, "lease of the singleton jobs (snapshot writer, archiver): a dead leader is replaced within it")
 	fs.StringVar(&c.Durability, "durability", "default", "default (survives process crash) or strict (fsync before every ack)")
 	fs.StringVar(&c.Legacy, "legacy", "on", "the legacy collector: on (dual write) or off (data kept for export/cleanup); forced off once decommissioned")

@@ -20,6 +20,8 @@ Usage:
                               canary config and staged rollout of GET /api/admin/paths
   pathstats legacy stats|export -o FILE|cleanup|decommission
                               retire the legacy live-counter system
+  pathstats archive list|run|restore --from T --to T
+                              hours older than --retention, archived as Parquet
   pathstats loadgen [flags]   drive load against a running server (benchmarks)
   pathstats help              show this text
 
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runLegacy(ctx, args[1:], stdout, stderr)
 	case "loadgen":
 		return runLoadgen(ctx, args[1:], stdout, stderr)
+	case "archive":
+		return runArchive(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -90,6 +90,7 @@ type server struct {
 	legacyDecommissioned func() bool
 	legacyHourly         compare.HourlySource // the legacy side of comparisons
 	comparer             *comparer
+	archive              *archiving
 	recDone              chan struct{}
 	aggDone              chan struct{}
 	demoCancel           context.CancelFunc
@@ -105,6 +106,12 @@ func (s *server) start(ctx context.Context) error {
 	}
 	if s.cfg.LeaseTTL < time.Second {
 		return fmt.Errorf("--lease-ttl must be at least 1s, not %s", s.cfg.LeaseTTL)
+	}
+	if s.cfg.Retention < minRetention {
+		return fmt.Errorf("--retention must be at least %s (the 24-hour window and the open hour stay in SQL), not %s", minRetention, s.cfg.Retention)
+	}
+	if s.cfg.ArchiveEvery < time.Second {
+		return fmt.Errorf("--archive-interval must be at least 1s, not %s", s.cfg.ArchiveEvery)
 	}
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -125,6 +132,9 @@ func (s *server) start(ctx context.Context) error {
 		return err
 	}
 	s.startReadPath(routes)
+	if err := s.startArchive(ctx); err != nil {
+		return err
+	}
 	for _, newExt := range extensions {
 		ext := newExt()
 		if err := ext.start(ctx, s); err != nil {
@@ -503,6 +513,9 @@ func (s *server) adminRoutes() map[string]http.Handler {
 	for k, h := range s.compareRoutes() {
 		routes[k] = h
 	}
+	for k, h := range s.archiveRoutes() {
+		routes[k] = h
+	}
 	for _, ext := range s.exts {
 		for k, h := range ext.routes() {
 			routes[k] = h
@@ -632,6 +645,7 @@ func (s *server) close() {
 	if s.cancelWorkers != nil {
 		s.cancelWorkers()
 	}
+	s.archive.close()
 	if s.store != nil {
 		_ = s.store.Close()
 	}
