@@ -107,13 +107,23 @@ func (q *Queue) Publish(ctx context.Context, msgID string, data []byte) error {
 }
 
 // Pending is the number of messages not yet acknowledged: waiting for
-// delivery plus delivered and unacknowledged.
+// delivery plus delivered and unacknowledged. It never under-counts a
+// message whose Publish returned: on a replicated stream the consumer's
+// leader counts from its own replica, which may not have applied the
+// newest messages yet, so the count is at least the stream leader's count
+// of stored messages (a work queue stores exactly the unacknowledged ones;
+// an acknowledgement may take a moment to reach it).
 func (q *Queue) Pending(ctx context.Context) (int64, error) {
 	info, err := q.cons.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("queue pending: %w", classify(err))
 	}
-	return int64(info.NumPending) + int64(info.NumAckPending), nil
+	n := int64(info.NumPending) + int64(info.NumAckPending)
+	stream, err := q.js.Stream(ctx, q.cfg.Stream)
+	if err != nil {
+		return 0, fmt.Errorf("queue pending: stream info: %w", classify(err))
+	}
+	return max(n, int64(stream.CachedInfo().State.Msgs)), nil
 }
 
 // Ping checks the connection and that JetStream answers.
