@@ -24,15 +24,7 @@ func (s *System) Paths(ctx context.Context, q pathstats.PathQuery) (pathstats.Pa
 	if err := s.usable(); err != nil {
 		return pathstats.PathPage{}, err
 	}
-	acts := s.actors()
-	since := pathstats.HourBucket(s.cfg.Now().Add(-window))
-	items := make([]pathstats.PathItem, len(acts))
-	found := make([]bool, len(acts))
-	err := fanOut(ctx, len(acts), func(ctx context.Context, i int) error {
-		var err error
-		items[i], found[i], err = s.read(ctx, acts[i], since)
-		return err
-	})
+	items, found, err := s.readWindow(ctx, s.cfg.Now())
 	if err != nil {
 		return pathstats.PathPage{}, err
 	}
@@ -45,6 +37,24 @@ func (s *System) Paths(ctx context.Context, q pathstats.PathQuery) (pathstats.Pa
 		}
 	}
 	return page, nil
+}
+
+// readWindow asks every actor for its totals over the read window at now;
+// found[i] says whether items[i] had requests in it.
+func (s *System) readWindow(ctx context.Context, now time.Time) (items []pathstats.PathItem, found []bool, err error) {
+	acts := s.actors()
+	since := pathstats.HourBucket(now.Add(-window))
+	items = make([]pathstats.PathItem, len(acts))
+	found = make([]bool, len(acts))
+	err = fanOut(ctx, len(acts), func(ctx context.Context, i int) error {
+		var err error
+		items[i], found[i], err = s.read(ctx, acts[i], since)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return items, found, nil
 }
 
 // filterItems returns the found items matching q.
@@ -65,26 +75,39 @@ func filterItems(items []pathstats.PathItem, found []bool, q pathstats.PathQuery
 }
 
 // PathsSource returns the system as an api.PathsSource (dataSource
-// do-legacy, items without config merge), for the canary router.
-func (s *System) PathsSource() api.PathsSource { return pathsSource{s} }
+// do-legacy, items without config merge), for the canary router. Paths
+// fans out on every call; the source also offers ShadowView, a
+// materialised view for shadow comparison, cached per source.
+func (s *System) PathsSource() api.PathsSource { return &pathsSource{s: s, views: &viewCache{s: s}} }
 
-type pathsSource struct{ s *System }
+type pathsSource struct {
+	s     *System
+	views *viewCache
+}
 
-func (p pathsSource) Paths(ctx context.Context, q pathstats.PathQuery) (api.PathsResult, error) {
+func (p *pathsSource) Paths(ctx context.Context, q pathstats.PathQuery) (api.PathsResult, error) {
 	page, err := p.s.Paths(ctx, q)
 	if err != nil {
 		return api.PathsResult{}, err
 	}
 	now := p.s.cfg.Now()
+	return toResult(page, now, now), nil
+}
+
+// toResult renders a page read at dataAt (the system clock) as seen at now.
+func toResult(page pathstats.PathPage, dataAt, now time.Time) api.PathsResult {
 	res := api.PathsResult{
 		Items: make([]api.PathItemJSON, len(page.Items)),
 		Total: page.Total,
-		Meta:  api.PathsMeta{DataSource: api.SourceLegacy, Timestamp: now.UTC().Format(time.RFC3339)},
+		Meta: api.PathsMeta{
+			DataSource: api.SourceLegacy, Timestamp: dataAt.UTC().Format(time.RFC3339),
+			AgeSeconds: int64(max(now.Sub(dataAt), 0) / time.Second),
+		},
 	}
 	for i := range page.Items {
-		res.Items[i] = api.NewPathItem(&page.Items[i], nil, "", now)
+		res.Items[i] = api.NewPathItem(&page.Items[i], nil, "", dataAt)
 	}
-	return res, nil
+	return res
 }
 
 // HandlerPaths serves the legacy /paths contract (q, proxyId, page, limit;

@@ -3,7 +3,9 @@ package migration
 import (
 	"context"
 	"log/slog"
+	"math"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,25 +18,88 @@ type ShadowOptions struct {
 	// SampleRate is the share of answered requests whose other source is
 	// read too, 0–1 (default 1).
 	SampleRate float64
-	// MaxInFlight bounds concurrent shadow reads; beyond it a sample is
-	// skipped and counted (default 4).
+	// MaxInFlight bounds concurrent shadow comparisons; beyond it a sample
+	// is skipped and counted (default 16: a comparison is a memo lookup or
+	// a filter over a view, except the one that rebuilds the view).
 	MaxInFlight int
-	// Timeout bounds one shadow read (default 5s).
+	// Timeout bounds one shadow comparison, a view rebuild included
+	// (default 5s).
 	Timeout time.Duration
 	// LogEvery bounds mismatch log lines to one per interval (default 10s).
 	LogEvery time.Duration
-	Logger   *slog.Logger
+	// ViewMaxAge is the oldest materialised view a ViewSource may answer
+	// from: its fan-out runs at most once per ViewMaxAge (default 10s, the
+	// default snapshot interval).
+	ViewMaxAge time.Duration
+	// MemoSize bounds the remembered verdicts (default 1024); when full,
+	// they are all forgotten.
+	MemoSize int
+	// Tolerance is the relative difference of counts and totals accepted as
+	// the two sides being read at different moments (default 0.01; < 0:
+	// exact).
+	Tolerance float64
+	Logger    *slog.Logger
+}
+
+// ViewSource is implemented by an other source that can answer shadow reads
+// from a materialised view (the legacy system): ShadowView returns the
+// view's generation, rebuilt at most once per maxAge, and a function
+// deriving any query's page from that generation. Equal generations give
+// equal pages for equal queries. A nil page and a nil error mean no view
+// exists yet: the sample is skipped.
+type ViewSource interface {
+	ShadowView(ctx context.Context, maxAge time.Duration) (gen uint64, page func(pathstats.PathQuery) api.PathsResult, err error)
 }
 
 // Shadow compares, for a sample of /paths requests, the page the client got
 // with the page the other source gives for the same query. It runs in the
-// background and never delays the answer.
+// background (never on the request goroutine) and never delays the answer.
+//
+// Its cost is bounded by time, not by request rate: when the other source
+// is a ViewSource, the other page is derived from a view rebuilt at most
+// once per ViewMaxAge, and a verdict is remembered per (query, served data
+// source and snapshot version, view generation), so a repeated query
+// against unchanged data reuses it (counted as compared, with the same
+// result, and in Reused). Only new combinations do work.
+//
+// The two pages are read at different moments (the snapshot is up to a
+// snapshot interval old plus the pipeline's lag; the view up to ViewMaxAge
+// old), so under live traffic their counts may differ by the events in
+// between. A page with the same paths in the same order whose counts and
+// total differ by at most Tolerance (relative) is counted as Tolerated, not
+// as a mismatch; different paths, order or length, or counts beyond the
+// tolerance, are mismatches. Mismatch log lines carry both sides' data
+// timestamps so skew can be told from divergence.
 type Shadow struct {
 	opts    ShadowOptions
 	sem     chan struct{}
 	lastLog atomic.Int64
 
-	Compared, Mismatched, Skipped, Failed atomic.Int64
+	memoMu sync.Mutex
+	memo   map[memoKey]verdict
+
+	// Compared counts every comparison: Matched + Tolerated + Mismatched;
+	// Reused those whose verdict was remembered.
+	Compared, Matched, Tolerated, Mismatched, Reused, Skipped, Failed atomic.Int64
+}
+
+// memoKey identifies a comparison whose result cannot change.
+type memoKey struct {
+	q             pathstats.PathQuery
+	served        string
+	servedVersion uint64
+	otherGen      uint64
+}
+
+// verdict is the result of one comparison: why is "" when the pages agree
+// (tolerated says whether only within the tolerance). The other side's
+// source, total and data time are kept for the log line of a reuse.
+type verdict struct {
+	why        string
+	tolerated  bool
+	other      string
+	otherTotal int
+	otherAt    string
 }
 
 // NewShadow returns a shadow comparer.
@@ -43,7 +108,7 @@ func NewShadow(opts ShadowOptions) *Shadow {
 		opts.SampleRate = 1
 	}
 	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = 4
+		opts.MaxInFlight = 16
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
@@ -51,15 +116,24 @@ func NewShadow(opts ShadowOptions) *Shadow {
 	if opts.LogEvery <= 0 {
 		opts.LogEvery = 10 * time.Second
 	}
+	if opts.ViewMaxAge <= 0 {
+		opts.ViewMaxAge = 10 * time.Second
+	}
+	if opts.MemoSize <= 0 {
+		opts.MemoSize = 1024
+	}
+	if opts.Tolerance == 0 {
+		opts.Tolerance = 0.01
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Shadow{opts: opts, sem: make(chan struct{}, opts.MaxInFlight)}
+	return &Shadow{opts: opts, sem: make(chan struct{}, opts.MaxInFlight), memo: map[memoKey]verdict{}}
 }
 
 // After schedules the comparison of an answered page with other's answer.
 func (s *Shadow) After(q pathstats.PathQuery, got api.PathsResult, other api.PathsSource) {
-	if rand.Float64() >= s.opts.SampleRate {
+	if s.opts.SampleRate < 1 && rand.Float64() >= s.opts.SampleRate {
 		return
 	}
 	select {
@@ -72,47 +146,144 @@ func (s *Shadow) After(q pathstats.PathQuery, got api.PathsResult, other api.Pat
 		defer func() { <-s.sem }()
 		ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 		defer cancel()
+		s.compare(ctx, q, got, other)
+	}()
+}
+
+// compare reads the other side (from its view when it has one, reusing a
+// remembered verdict when possible) and records the verdict.
+func (s *Shadow) compare(ctx context.Context, q pathstats.PathQuery, got api.PathsResult, other api.PathsSource) {
+	vs, ok := other.(ViewSource)
+	if !ok {
 		res, err := other.Paths(ctx, q)
 		if err != nil {
 			s.Failed.Add(1)
 			return
 		}
-		s.Compared.Add(1)
-		if why := pageDiff(got, res); why != "" {
-			s.Mismatched.Add(1)
-			s.logMismatch(q, got, res, why)
+		s.record(q, got, s.judge(got, res), false)
+		return
+	}
+	gen, page, err := vs.ShadowView(ctx, s.opts.ViewMaxAge)
+	if err != nil {
+		s.Failed.Add(1)
+		return
+	}
+	if page == nil {
+		s.Skipped.Add(1)
+		return
+	}
+	key, memoable := memoKey{q: q, served: got.Meta.DataSource, otherGen: gen}, got.Meta.Version != nil
+	if memoable {
+		key.servedVersion = *got.Meta.Version
+		if v, hit := s.lookup(key); hit {
+			s.record(q, got, v, true)
+			return
 		}
-	}()
+	}
+	res := page(q)
+	v := s.judge(got, res)
+	if memoable {
+		s.remember(key, v)
+	}
+	s.record(q, got, v, false)
 }
 
-// pageDiff says how two answers to one query differ ("" when they agree on
-// total, paths, order and counts).
-func pageDiff(a, b api.PathsResult) string {
-	if a.Total != b.Total {
-		return "total"
+func (s *Shadow) lookup(k memoKey) (verdict, bool) {
+	s.memoMu.Lock()
+	defer s.memoMu.Unlock()
+	v, ok := s.memo[k]
+	return v, ok
+}
+
+func (s *Shadow) remember(k memoKey, v verdict) {
+	s.memoMu.Lock()
+	defer s.memoMu.Unlock()
+	if len(s.memo) >= s.opts.MemoSize {
+		clear(s.memo)
 	}
+	s.memo[k] = v
+}
+
+// record counts a verdict and logs a mismatch (rate-limited).
+func (s *Shadow) record(q pathstats.PathQuery, got api.PathsResult, v verdict, reused bool) {
+	s.Compared.Add(1)
+	if reused {
+		s.Reused.Add(1)
+	}
+	switch {
+	case v.why != "":
+		s.Mismatched.Add(1)
+		s.logMismatch(q, got, v, reused)
+	case v.tolerated:
+		s.Tolerated.Add(1)
+	default:
+		s.Matched.Add(1)
+	}
+}
+
+// judge compares two answers to one query with the tolerance.
+func (s *Shadow) judge(a, b api.PathsResult) verdict {
+	v := pageDiff(a, b, s.opts.Tolerance)
+	v.other, v.otherTotal, v.otherAt = b.Meta.DataSource, b.Total, b.Meta.Timestamp
+	return v
+}
+
+// pageDiff says how two answers to one query differ: why is "" when they
+// have the same paths in the same order and equal counts and total, or
+// counts and total within tol (relative; tolerated is then true when they
+// are not equal). Otherwise why names the first difference: "length",
+// "order", "counts" or "total".
+func pageDiff(a, b api.PathsResult, tol float64) verdict {
+	var v verdict
 	if len(a.Items) != len(b.Items) {
-		return "length"
+		return verdict{why: "length"}
+	}
+	for i := range a.Items {
+		if a.Items[i].Path != b.Items[i].Path {
+			return verdict{why: "order"}
+		}
 	}
 	for i := range a.Items {
 		x, y := &a.Items[i], &b.Items[i]
-		if x.Path != y.Path {
-			return "order"
-		}
-		if x.RequestCount != y.RequestCount || x.ErrorCount != y.ErrorCount {
-			return "counts"
+		for _, c := range [2][2]int64{{x.RequestCount, y.RequestCount}, {x.ErrorCount, y.ErrorCount}} {
+			if c[0] != c[1] {
+				if !within(c[0], c[1], tol) {
+					return verdict{why: "counts"}
+				}
+				v.tolerated = true
+			}
 		}
 	}
-	return ""
+	if a.Total != b.Total {
+		if !within(int64(a.Total), int64(b.Total), tol) {
+			return verdict{why: "total"}
+		}
+		v.tolerated = true
+	}
+	return v
 }
 
-func (s *Shadow) logMismatch(q pathstats.PathQuery, a, b api.PathsResult, why string) {
+// within says whether x and y differ by at most tol relative to the larger.
+func within(x, y int64, tol float64) bool {
+	if tol < 0 {
+		return x == y
+	}
+	d := math.Abs(float64(x) - float64(y))
+	return d <= tol*math.Max(math.Abs(float64(x)), math.Abs(float64(y)))
+}
+
+func (s *Shadow) logMismatch(q pathstats.PathQuery, a api.PathsResult, v verdict, reused bool) {
 	now := time.Now().UnixNano()
 	last := s.lastLog.Load()
 	if now-last < int64(s.opts.LogEvery) || !s.lastLog.CompareAndSwap(last, now) {
 		return
 	}
-	s.opts.Logger.Info("shadow comparison mismatch", "differs", why, "q", q.Q, "proxyId", q.ProxyID, "page", q.Page,
-		"served", a.Meta.DataSource, "servedTotal", a.Total, "other", b.Meta.DataSource, "otherTotal", b.Total,
-		"mismatchesSoFar", s.Mismatched.Load())
+	attrs := []any{"differs", v.why, "q", q.Q, "proxyId", q.ProxyID, "page", q.Page, "limit", q.Limit,
+		"served", a.Meta.DataSource, "servedTotal", a.Total, "servedDataAt", a.Meta.Timestamp,
+		"other", v.other, "otherTotal", v.otherTotal, "otherDataAt", v.otherAt,
+		"reusedVerdict", reused, "mismatchesSoFar", s.Mismatched.Load()}
+	if a.Meta.Version != nil {
+		attrs = append(attrs, "servedVersion", *a.Meta.Version)
+	}
+	s.opts.Logger.Info("shadow comparison mismatch", attrs...)
 }

@@ -44,7 +44,7 @@ func (s *server) startCanary() error {
 		old = s.oldPaths
 	}
 	legacyOff := func() bool { return s.oldPaths == nil || s.legacyActive == nil || !s.legacyActive() }
-	c.shadow = migration.NewShadow(migration.ShadowOptions{Logger: s.log.With("component", "shadow")})
+	c.shadow = newShadow(s, old)
 	c.router = migration.NewRouter(migration.RouterOptions{
 		Config: c.store.Current, New: s.paths, Old: old, LegacyOff: legacyOff, ClientIP: ips, Monitor: c.monitor, Shadow: c.shadow,
 	})
@@ -65,6 +65,16 @@ func (s *server) startCanary() error {
 		}()
 	}
 	return nil
+}
+
+// newShadow returns the shadow comparer of /paths: the legacy side is read
+// from its materialised view, rebuilt at most once per snapshot interval.
+func newShadow(s *server, old api.PathsSource) *migration.Shadow {
+	log := s.log.With("component", "shadow")
+	if _, ok := old.(migration.ViewSource); !ok && s.oldPaths != nil {
+		log.Warn("the legacy source has no materialised view: shadow comparison reads it per sample")
+	}
+	return migration.NewShadow(migration.ShadowOptions{ViewMaxAge: s.cfg.SnapshotEvery, Logger: log})
 }
 
 // legacyInUse says whether the migration config still sends any client to
@@ -103,7 +113,7 @@ type canaryCollector struct {
 	c                                      *canary
 	decisions, errors, rollbacks, window   *prometheus.Desc
 	errorRate, p99, percentage, cfgVersion *prometheus.Desc
-	shadow                                 *prometheus.Desc
+	shadow, shadowReused                   *prometheus.Desc
 }
 
 func newCanaryCollector(c *canary) *canaryCollector {
@@ -120,12 +130,14 @@ func newCanaryCollector(c *canary) *canaryCollector {
 		p99:        d("new_path_p99_ms", "New-path p99 latency over the window."),
 		percentage: d("new_api_percentage", "The newAPIPercentage this node routes with."),
 		cfgVersion: d("config_version", "The migration config version this node holds."),
-		shadow:     d("shadow_comparisons_total", "Shadow comparisons of /paths answers with the other source, by result.", "result"),
+		shadow: d("shadow_comparisons_total", "Shadow comparisons of /paths answers with the other source, by result "+
+			"(match, tolerated: counts within the tolerance, mismatch, skipped, failed).", "result"),
+		shadowReused: d("shadow_reused_verdicts_total", "Shadow comparisons answered by a remembered verdict (same query, snapshot version and legacy view)."),
 	}
 }
 
 func (cc *canaryCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cc.decisions, cc.errors, cc.rollbacks, cc.window, cc.errorRate, cc.p99, cc.percentage, cc.cfgVersion, cc.shadow} {
+	for _, d := range []*prometheus.Desc{cc.decisions, cc.errors, cc.rollbacks, cc.window, cc.errorRate, cc.p99, cc.percentage, cc.cfgVersion, cc.shadow, cc.shadowReused} {
 		ch <- d
 	}
 }
@@ -144,10 +156,11 @@ func (cc *canaryCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(cc.errorRate, prometheus.GaugeValue, rs.ErrorRate)
 	ch <- prometheus.MustNewConstMetric(cc.p99, prometheus.GaugeValue, rs.P99Ms)
 	sh := cc.c.shadow
-	for result, n := range map[string]int64{"match": sh.Compared.Load() - sh.Mismatched.Load(), "mismatch": sh.Mismatched.Load(),
-		"skipped": sh.Skipped.Load(), "failed": sh.Failed.Load()} {
+	for result, n := range map[string]int64{"match": sh.Matched.Load(), "tolerated": sh.Tolerated.Load(),
+		"mismatch": sh.Mismatched.Load(), "skipped": sh.Skipped.Load(), "failed": sh.Failed.Load()} {
 		ch <- prometheus.MustNewConstMetric(cc.shadow, prometheus.CounterValue, float64(n), result)
 	}
+	ch <- prometheus.MustNewConstMetric(cc.shadowReused, prometheus.CounterValue, float64(sh.Reused.Load()))
 	cfg := cc.c.store.Current()
 	ch <- prometheus.MustNewConstMetric(cc.percentage, prometheus.GaugeValue, cfg.NewAPIPercentage)
 	ch <- prometheus.MustNewConstMetric(cc.cfgVersion, prometheus.GaugeValue, float64(cfg.Version))
