@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pathstats/pathstats/internal/natscluster"
+	"github.com/pathstats/pathstats/internal/s3test"
 )
 
 // sharedBackends are the external engines several nodes share, isolated per
@@ -22,20 +25,25 @@ type sharedBackends struct {
 	schema         string
 }
 
-// needShared returns isolated URLs on the machine's PostgreSQL, Redis and
-// NATS, skipping when one of their env vars is unset.
+// needShared returns isolated URLs on the machine's PostgreSQL and Redis
+// and, for the queue, a 3-node NATS cluster with R3 streams (when
+// PATHSTATS_TEST_NATS_SERVER names a nats-server binary) or the machine's
+// NATS; it skips when PostgreSQL, Redis or any NATS is not configured.
 func needShared(t *testing.T) *sharedBackends {
 	t.Helper()
 	pgBase, redisBase := os.Getenv("PATHSTATS_TEST_POSTGRES"), os.Getenv("PATHSTATS_TEST_REDIS")
 	natsURL := os.Getenv("PATHSTATS_TEST_NATS")
-	if pgBase == "" || redisBase == "" || natsURL == "" {
-		t.Skip("PATHSTATS_TEST_POSTGRES, PATHSTATS_TEST_REDIS and PATHSTATS_TEST_NATS are needed")
+	if pgBase == "" || redisBase == "" || (natsURL == "" && os.Getenv(natscluster.EnvServer) == "") {
+		t.Skip("PATHSTATS_TEST_POSTGRES, PATHSTATS_TEST_REDIS and a NATS (PATHSTATS_TEST_NATS or " + natscluster.EnvServer + ") are needed")
 	}
 	id := fmt.Sprintf("t%d", time.Now().UnixNano())
 	b := &sharedBackends{schema: "pstest_" + id}
 	b.sql = pgSchema(t, pgBase, b.schema, &b.pg)
 	b.kv = redisBase + "?prefix=" + id + ":"
 	b.queue = natsURL + "?stream=PS_" + id
+	if os.Getenv(natscluster.EnvServer) != "" {
+		b.queue = natscluster.Start(t, 3).URL() + "?replicas=3"
+	}
 	return b
 }
 
@@ -103,6 +111,9 @@ func TestThreeNodes(t *testing.T) {
 	b := needShared(t)
 	args := []string{"--queue", b.queue, "--kv", b.kv, "--sql", b.sql, "--legacy", "off",
 		"--snapshot-interval", "300ms", "--ack-wait", "2s", "--lease-ttl", "3s"}
+	if os.Getenv(s3test.EnvBinary) != "" {
+		args = append(args, "--archive", s3test.Start(t))
+	}
 	nodes := make([]*child, 3)
 	for i := range nodes {
 		nodes[i] = startServe(t, t.TempDir(), args...)
