@@ -220,15 +220,21 @@ func (s *server) archiveRoutes() map[string]http.Handler {
 
 // streamOp runs a long archive operation and answers NDJSON: one
 // {"progress":…} line per hour, then {"result":…} or {"error","message"}.
+// An error before the first line (the archive busy, a backend down) is an
+// ordinary error answer with its status.
 func streamOp(w http.ResponseWriter, r *http.Request, op func(context.Context, func(archive.Progress)) (any, error)) {
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
 	var mu sync.Mutex
+	started := false
 	line := func(v any) {
 		mu.Lock()
 		defer mu.Unlock()
+		if !started {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.WriteHeader(http.StatusOK)
+			started = true
+		}
 		_ = enc.Encode(v)
 		if flusher != nil {
 			flusher.Flush()
@@ -236,7 +242,18 @@ func streamOp(w http.ResponseWriter, r *http.Request, op func(context.Context, f
 	}
 	res, err := op(r.Context(), func(p archive.Progress) { line(map[string]any{"progress": p}) })
 	if err != nil {
-		line(map[string]any{"error": pathstats.ErrorCode(err), "message": err.Error(), "result": res})
+		var perr *pathstats.Error
+		if !errors.As(err, &perr) {
+			perr = pathstats.Errorf(pathstats.EUnavailable, "archive: %v", err)
+		}
+		mu.Lock()
+		inStream := started
+		mu.Unlock()
+		if !inStream {
+			api.WriteError(w, perr)
+			return
+		}
+		line(map[string]any{"error": perr.Code, "message": perr.Message, "result": res})
 		return
 	}
 	line(map[string]any{"result": res})

@@ -100,7 +100,10 @@ func (c *adminClient) stream(ctx context.Context, path string, p *progress, stdo
 	}
 	defer resp.Body.Close()
 	if resp.Header.Get("Content-Type") != "application/x-ndjson" {
-		var env struct{ Error, Message string }
+		var env struct {
+			Error   string `json:"error"`
+			Message string `json:"message"`
+		}
 		_ = json.NewDecoder(resp.Body).Decode(&env)
 		return fmt.Errorf("POST %s: %s %s: %s", path, resp.Status, env.Error, env.Message)
 	}
