@@ -33,12 +33,12 @@ FROM path_stats_hourly
 WHERE hour_bucket = $1
 ORDER BY path, proxy_id`
 
-// signatureList is the select list of an hourSignature over rows named h.
+// signatureList is the select list of an pathstats.HourSignature over rows named h.
 var signatureList = `COUNT(*), COALESCE(SUM(h.requests), 0)::bigint, COALESCE(SUM(h.errors), 0)::bigint,
 	COALESCE(SUM(` + "h." + strings.Join(storedCounterColumns[pathstats.NumStatusClasses:], " + h.") + `), 0)::bigint,
 	COALESCE(MAX(h.last_seen_ms), 0)::bigint, COALESCE(MAX(h.updated_at), 0)::bigint`
 
-// hourSignatureSQL summarises one hour's rows as hourSignature does.
+// hourSignatureSQL summarises one hour's rows as pathstats.HourSignature does.
 var hourSignatureSQL = `SELECT ` + signatureList + ` FROM path_stats_hourly AS h WHERE h.hour_bucket = $1`
 
 // deleteHourSQL deletes one hour's rows, locked first in key order (the
@@ -141,7 +141,7 @@ type archiveWork func(ctx context.Context, tx pgx.Tx, hour int64, rows []pathsta
 // the window only moves forward, so an hour before it stays before it, and
 // Apply never touches the window for such an hour.
 func (s *StatsStore) archiveTx(ctx context.Context, op, partID string, rows []pathstats.HourlyRow, work archiveWork) (bool, error) {
-	hour, err := oneHour(rows)
+	hour, err := pathstats.OneHour(rows)
 	if err != nil {
 		return false, fmt.Errorf("%s %s: %w", op, partID, err)
 	}
@@ -197,9 +197,9 @@ func refuseWindowHour(ctx context.Context, tx pgx.Tx, hour int64, now time.Time)
 // subtracts rows from it otherwise (also when the delete finds rows changed
 // since the check: it is rolled back to a savepoint).
 func removeRows(ctx context.Context, tx pgx.Tx, hour int64, rows []pathstats.HourlyRow, now time.Time) error {
-	want := signatureOf(rows)
-	var got hourSignature
-	if err := tx.QueryRow(ctx, hourSignatureSQL, hour).Scan(got.dests()...); err != nil {
+	want := pathstats.SignatureOf(rows)
+	var got pathstats.HourSignature
+	if err := tx.QueryRow(ctx, hourSignatureSQL, hour).Scan(got.Dests()...); err != nil {
 		return fmt.Errorf("hour signature: %w", err)
 	}
 	if got == want {
@@ -213,13 +213,13 @@ func removeRows(ctx context.Context, tx pgx.Tx, hour int64, rows []pathstats.Hou
 
 // deleteHour deletes the hour's rows inside a savepoint and keeps the delete
 // only if the rows deleted have the signature want.
-func deleteHour(ctx context.Context, tx pgx.Tx, hour int64, want hourSignature) (bool, error) {
+func deleteHour(ctx context.Context, tx pgx.Tx, hour int64, want pathstats.HourSignature) (bool, error) {
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("delete hour: savepoint: %w", err)
 	}
-	var got hourSignature
-	if err := sp.QueryRow(ctx, deleteHourSQL, hour).Scan(got.dests()...); err != nil {
+	var got pathstats.HourSignature
+	if err := sp.QueryRow(ctx, deleteHourSQL, hour).Scan(got.Dests()...); err != nil {
 		_ = sp.Rollback(ctx) // the outer transaction fails with err anyway
 		return false, fmt.Errorf("delete hour: %w", err)
 	}
@@ -238,7 +238,7 @@ func deleteHour(ctx context.Context, tx pgx.Tx, hour int64, want hourSignature) 
 // subtractRows upserts the negated rows (LastSeenMs kept by the max), then
 // deletes the given rows left without requests.
 func subtractRows(ctx context.Context, tx pgx.Tx, hour int64, rows []pathstats.HourlyRow, now time.Time) error {
-	deltas := rowDeltas(rows, true)
+	deltas := pathstats.RowDeltas(rows, true)
 	if err := upsertRows(ctx, tx, deltas, now); err != nil {
 		return fmt.Errorf("subtract: %w", err)
 	}
@@ -255,7 +255,7 @@ func subtractRows(ctx context.Context, tx pgx.Tx, hour int64, rows []pathstats.H
 
 // restoreRows adds rows to the hourly table.
 func restoreRows(ctx context.Context, tx pgx.Tx, _ int64, rows []pathstats.HourlyRow, now time.Time) error {
-	return upsertRows(ctx, tx, rowDeltas(rows, false), now)
+	return upsertRows(ctx, tx, pathstats.RowDeltas(rows, false), now)
 }
 
 // copyMinRows is the number of rows from which upsertRows copies them into a
@@ -311,69 +311,4 @@ func upsertRows(ctx context.Context, tx pgx.Tx, deltas []pathstats.Delta, now ti
 		return fmt.Errorf("upsert hourly: %w", err)
 	}
 	return nil
-}
-
-// rowDeltas turns rows into deltas with unique keys in key order, as
-// upsertHourly takes them; negate gives the deltas subtracting the rows,
-// with LastSeenMs 0 so the stored value is kept.
-func rowDeltas(rows []pathstats.HourlyRow, negate bool) []pathstats.Delta {
-	ds := make([]pathstats.Delta, len(rows))
-	for i := range rows {
-		ds[i] = pathstats.Delta{Key: rows[i].Key, Counts: rows[i].Counts}
-		if negate {
-			c := &ds[i].Counts
-			for j := range c.Status {
-				c.Status[j] = -c.Status[j]
-			}
-			for j := range c.Latency {
-				c.Latency[j] = -c.Latency[j]
-			}
-			c.LastSeenMs = 0
-		}
-	}
-	return pathstats.MergeDeltas([]*pathstats.Batch{{Deltas: ds}})
-}
-
-// oneHour returns the hour of rows (0 for none), or an error when they span
-// several hours.
-func oneHour(rows []pathstats.HourlyRow) (int64, error) {
-	if len(rows) == 0 {
-		return 0, nil
-	}
-	hour := rows[0].Hour
-	for i := range rows {
-		if rows[i].Hour != hour {
-			return 0, fmt.Errorf("rows of hours %d and %d: a part holds one hour", hour, rows[i].Hour)
-		}
-	}
-	return hour, nil
-}
-
-// hourSignature summarises an hour's rows. Between HourRows and
-// RemoveArchived counters only grow (Apply adds non-negative deltas and
-// stamps updated_at), so an unchanged signature means the hour still holds
-// exactly the rows read.
-type hourSignature struct {
-	rows, requests, errors, latency, lastSeenMs, updatedAt int64
-}
-
-// dests returns scan destinations in signatureList order.
-func (g *hourSignature) dests() []any {
-	return []any{&g.rows, &g.requests, &g.errors, &g.latency, &g.lastSeenMs, &g.updatedAt}
-}
-
-// signatureOf computes the signature of rows as signatureList does.
-func signatureOf(rows []pathstats.HourlyRow) hourSignature {
-	g := hourSignature{rows: int64(len(rows))}
-	for i := range rows {
-		c := &rows[i].Counts
-		g.requests += c.Requests()
-		g.errors += c.Errors()
-		for _, v := range c.Latency {
-			g.latency += v
-		}
-		g.lastSeenMs = max(g.lastSeenMs, c.LastSeenMs)
-		g.updatedAt = max(g.updatedAt, rows[i].UpdatedAt.Unix())
-	}
-	return g
 }

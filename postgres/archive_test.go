@@ -50,9 +50,9 @@ func TestRemoveSeesChangeAfterCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	want := signatureOf(rows)
-	var got hourSignature
-	if err := tx.QueryRow(ctx, hourSignatureSQL, hour).Scan(got.dests()...); err != nil {
+	want := pathstats.SignatureOf(rows)
+	var got pathstats.HourSignature
+	if err := tx.QueryRow(ctx, hourSignatureSQL, hour).Scan(got.Dests()...); err != nil {
 		t.Fatal(err)
 	}
 	if got != want {
@@ -102,7 +102,7 @@ func TestDeleteHourUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	done, err := deleteHour(ctx, tx, hour, signatureOf(rows))
+	done, err := deleteHour(ctx, tx, hour, pathstats.SignatureOf(rows))
 	if err != nil || !done {
 		t.Fatalf("delete hour: done %v, %v; want done", done, err)
 	}

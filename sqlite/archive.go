@@ -31,7 +31,7 @@ FROM path_stats_hourly
 WHERE hour_bucket = ?
 ORDER BY path, proxy_id`
 
-// hourSignatureSQL summarises one hour's rows as hourSignature does.
+// hourSignatureSQL summarises one hour's rows as pathstats.HourSignature does.
 var hourSignatureSQL = `SELECT COUNT(*), ifnull(SUM(requests), 0), ifnull(SUM(errors), 0),
 	ifnull(SUM(` + strings.Join(storedCounterColumns[pathstats.NumStatusClasses:], " + ") + `), 0),
 	ifnull(MAX(last_seen_ms), 0), ifnull(MAX(updated_at), 0)
@@ -127,7 +127,7 @@ type archiveWork func(ctx context.Context, tx *sql.Tx, hour int64, rows []pathst
 // the ledger (a duplicate id commits nothing and returns false) and checking
 // the rows' hour is before the window.
 func (s *StatsStore) archiveTx(ctx context.Context, op, partID string, rows []pathstats.HourlyRow, work archiveWork) (bool, error) {
-	hour, err := oneHour(rows)
+	hour, err := pathstats.OneHour(rows)
 	if err != nil {
 		return false, fmt.Errorf("%s %s: %w", op, partID, err)
 	}
@@ -181,11 +181,11 @@ func refuseWindowHour(ctx context.Context, tx *sql.Tx, hour int64, now time.Time
 // removeRows deletes the hour at once when it holds exactly rows, and
 // subtracts rows from it otherwise.
 func removeRows(ctx context.Context, tx *sql.Tx, hour int64, rows []pathstats.HourlyRow, now time.Time) error {
-	var got hourSignature
-	if err := tx.QueryRowContext(ctx, hourSignatureSQL, hour).Scan(got.dests()...); err != nil {
+	var got pathstats.HourSignature
+	if err := tx.QueryRowContext(ctx, hourSignatureSQL, hour).Scan(got.Dests()...); err != nil {
 		return fmt.Errorf("hour signature: %w", err)
 	}
-	if got == signatureOf(rows) {
+	if got == pathstats.SignatureOf(rows) {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM path_stats_hourly WHERE hour_bucket = ?`, hour); err != nil {
 			return fmt.Errorf("delete hour: %w", err)
 		}
@@ -197,7 +197,7 @@ func removeRows(ctx context.Context, tx *sql.Tx, hour int64, rows []pathstats.Ho
 // subtractRows upserts the negated rows (LastSeenMs kept by the max), then
 // deletes the given rows left without requests.
 func subtractRows(ctx context.Context, tx *sql.Tx, hour int64, rows []pathstats.HourlyRow, now time.Time) error {
-	deltas := rowDeltas(rows, true)
+	deltas := pathstats.RowDeltas(rows, true)
 	if err := upsertHourly(ctx, tx, deltas, now); err != nil {
 		return fmt.Errorf("subtract: %w", err)
 	}
@@ -216,70 +216,5 @@ func subtractRows(ctx context.Context, tx *sql.Tx, hour int64, rows []pathstats.
 
 // restoreRows adds rows to the hourly table.
 func restoreRows(ctx context.Context, tx *sql.Tx, _ int64, rows []pathstats.HourlyRow, now time.Time) error {
-	return upsertHourly(ctx, tx, rowDeltas(rows, false), now)
-}
-
-// rowDeltas turns rows into deltas with unique keys in key order, as
-// upsertHourly takes them; negate gives the deltas subtracting the rows,
-// with LastSeenMs 0 so the stored value is kept.
-func rowDeltas(rows []pathstats.HourlyRow, negate bool) []pathstats.Delta {
-	ds := make([]pathstats.Delta, len(rows))
-	for i := range rows {
-		ds[i] = pathstats.Delta{Key: rows[i].Key, Counts: rows[i].Counts}
-		if negate {
-			c := &ds[i].Counts
-			for j := range c.Status {
-				c.Status[j] = -c.Status[j]
-			}
-			for j := range c.Latency {
-				c.Latency[j] = -c.Latency[j]
-			}
-			c.LastSeenMs = 0
-		}
-	}
-	return pathstats.MergeDeltas([]*pathstats.Batch{{Deltas: ds}})
-}
-
-// oneHour returns the hour of rows (0 for none), or an error when they span
-// several hours.
-func oneHour(rows []pathstats.HourlyRow) (int64, error) {
-	if len(rows) == 0 {
-		return 0, nil
-	}
-	hour := rows[0].Hour
-	for i := range rows {
-		if rows[i].Hour != hour {
-			return 0, fmt.Errorf("rows of hours %d and %d: a part holds one hour", hour, rows[i].Hour)
-		}
-	}
-	return hour, nil
-}
-
-// hourSignature summarises an hour's rows. Between HourRows and
-// RemoveArchived counters only grow (Apply adds non-negative deltas and
-// stamps updated_at), so an unchanged signature means the hour still holds
-// exactly the rows read.
-type hourSignature struct {
-	rows, requests, errors, latency, lastSeenMs, updatedAt int64
-}
-
-// dests returns scan destinations in hourSignatureSQL order.
-func (g *hourSignature) dests() []any {
-	return []any{&g.rows, &g.requests, &g.errors, &g.latency, &g.lastSeenMs, &g.updatedAt}
-}
-
-// signatureOf computes the signature of rows as hourSignatureSQL does.
-func signatureOf(rows []pathstats.HourlyRow) hourSignature {
-	g := hourSignature{rows: int64(len(rows))}
-	for i := range rows {
-		c := &rows[i].Counts
-		g.requests += c.Requests()
-		g.errors += c.Errors()
-		for _, v := range c.Latency {
-			g.latency += v
-		}
-		g.lastSeenMs = max(g.lastSeenMs, c.LastSeenMs)
-		g.updatedAt = max(g.updatedAt, rows[i].UpdatedAt.Unix())
-	}
-	return g
+	return upsertHourly(ctx, tx, pathstats.RowDeltas(rows, false), now)
 }

@@ -34,15 +34,15 @@ func TestHourSignatureOfRows(t *testing.T) {
 	if err != nil || len(rows) != 3 {
 		t.Fatalf("hour rows: %d rows, %v", len(rows), err)
 	}
-	var got hourSignature
-	if err := s.reader.QueryRowContext(ctx, hourSignatureSQL, hour).Scan(got.dests()...); err != nil {
+	var got pathstats.HourSignature
+	if err := s.reader.QueryRowContext(ctx, hourSignatureSQL, hour).Scan(got.Dests()...); err != nil {
 		t.Fatal(err)
 	}
-	want := signatureOf(rows)
+	want := pathstats.SignatureOf(rows)
 	if got != want {
 		t.Errorf("signature in SQL %+v, of the rows read %+v", got, want)
 	}
-	if want.rows != 3 || want.requests != a.Requests()+b.Requests() || want.latency != 35 || want.lastSeenMs != hour*1000+99 {
+	if want.Rows != 3 || want.Requests != a.Requests()+b.Requests() || want.Latency != 35 || want.LastSeenMs != hour*1000+99 {
 		t.Errorf("signature %+v: wrong sums", want)
 	}
 }
