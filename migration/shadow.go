@@ -18,10 +18,13 @@ type ShadowOptions struct {
 	// SampleRate is the share of answered requests whose other source is
 	// read too, 0–1 (default 1).
 	SampleRate float64
-	// MaxInFlight bounds concurrent shadow comparisons; beyond it a sample
-	// is skipped and counted (default 16: a comparison is a memo lookup or
-	// a filter over a view, except the one that rebuilds the view).
+	// MaxInFlight bounds the workers comparing samples (default 2: a
+	// comparison is a memo lookup or a filter over a view, except the one
+	// that waits for the first view).
 	MaxInFlight int
+	// QueueSize bounds the samples waiting for a worker; beyond it a sample
+	// is skipped and counted (default 1024).
+	QueueSize int
 	// Timeout bounds one shadow comparison, a view rebuild included
 	// (default 5s).
 	Timeout time.Duration
@@ -72,16 +75,30 @@ type ViewSource interface {
 // timestamps so skew can be told from divergence.
 type Shadow struct {
 	opts    ShadowOptions
-	sem     chan struct{}
+	queue   chan sample  // samples waiting for a worker
+	workers atomic.Int32 // running workers (at most MaxInFlight)
 	lastLog atomic.Int64
 
 	memoMu sync.Mutex
 	memo   map[memoKey]verdict
+	// pages remembers the other side's derived pages per (query, view
+	// generation): deriving one filters the whole view, comparing two pages
+	// is cheap, and the served side's version changes more often.
+	pages map[pageKey]api.PathsResult
 
 	// Compared counts every comparison: Matched + Tolerated + Mismatched;
 	// Reused those whose verdict was remembered.
 	Compared, Matched, Tolerated, Mismatched, Reused, Skipped, Failed atomic.Int64
 }
+
+// pageKey names a page derived from one generation of the other side's view.
+type pageKey struct {
+	q   pathstats.PathQuery
+	gen uint64
+}
+
+// maxPages bounds the remembered derived pages (each at most 200 items).
+const maxPages = 256
 
 // memoKey identifies a comparison whose result cannot change.
 type memoKey struct {
@@ -108,7 +125,10 @@ func NewShadow(opts ShadowOptions) *Shadow {
 		opts.SampleRate = 1
 	}
 	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = 16
+		opts.MaxInFlight = 2
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 1024
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
@@ -128,26 +148,79 @@ func NewShadow(opts ShadowOptions) *Shadow {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Shadow{opts: opts, sem: make(chan struct{}, opts.MaxInFlight), memo: map[memoKey]verdict{}}
+	return &Shadow{opts: opts, queue: make(chan sample, opts.QueueSize), memo: map[memoKey]verdict{}, pages: map[pageKey]api.PathsResult{}}
 }
 
-// After schedules the comparison of an answered page with other's answer.
+// workerIdle is how long a worker waits for a sample before it exits.
+const workerIdle = time.Second
+
+// sample is one answered request to compare.
+type sample struct {
+	q     pathstats.PathQuery
+	got   api.PathsResult
+	other api.PathsSource
+}
+
+// After queues the comparison of an answered page with other's answer. It
+// never blocks: the request's goroutine only hands the sample over (no
+// goroutine per sample, which would also jump the scheduler's queue ahead
+// of other requests); up to MaxInFlight workers, started on demand and
+// gone when idle, do the work.
 func (s *Shadow) After(q pathstats.PathQuery, got api.PathsResult, other api.PathsSource) {
 	if s.opts.SampleRate < 1 && rand.Float64() >= s.opts.SampleRate {
 		return
 	}
 	select {
-	case s.sem <- struct{}{}:
+	case s.queue <- sample{q: q, got: got, other: other}:
 	default:
 		s.Skipped.Add(1)
 		return
 	}
-	go func() {
-		defer func() { <-s.sem }()
-		ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
-		defer cancel()
-		s.compare(ctx, q, got, other)
-	}()
+	if n := s.workers.Load(); n == 0 || (len(s.queue) > cap(s.queue)/2 && n < int32(s.opts.MaxInFlight)) {
+		if s.workers.CompareAndSwap(n, n+1) {
+			go s.work()
+		}
+	}
+}
+
+// workerTick is how often a worker takes the queued samples: in batches,
+// so a burst of requests does not wake it once per sample.
+const workerTick = 50 * time.Millisecond
+
+// work compares queued samples, batch by batch every workerTick, until none
+// came for workerIdle.
+func (s *Shadow) work() {
+	tick := time.NewTicker(workerTick)
+	defer tick.Stop()
+	idleSince := time.Now()
+	for range tick.C {
+		if s.drain() {
+			idleSince = time.Now()
+			continue
+		}
+		if time.Since(idleSince) < workerIdle {
+			continue
+		}
+		s.workers.Add(-1)
+		// A sample queued while this worker was leaving still gets one.
+		if len(s.queue) == 0 || !s.workers.CompareAndSwap(0, 1) {
+			return
+		}
+	}
+}
+
+// drain compares the samples queued now; it reports whether there were any.
+func (s *Shadow) drain() bool {
+	for n := 0; ; n++ {
+		select {
+		case smp := <-s.queue:
+			ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+			s.compare(ctx, smp.q, smp.got, smp.other)
+			cancel()
+		default:
+			return n > 0
+		}
+	}
 }
 
 // compare reads the other side (from its view when it has one, reusing a
@@ -180,12 +253,32 @@ func (s *Shadow) compare(ctx context.Context, q pathstats.PathQuery, got api.Pat
 			return
 		}
 	}
-	res := page(q)
+	res := s.derived(q, gen, page)
 	v := s.judge(got, res)
 	if memoable {
 		s.remember(key, v)
 	}
 	s.record(q, got, v, false)
+}
+
+// derived returns the other side's page for q from view generation gen,
+// deriving it once per generation.
+func (s *Shadow) derived(q pathstats.PathQuery, gen uint64, page func(pathstats.PathQuery) api.PathsResult) api.PathsResult {
+	k := pageKey{q: q, gen: gen}
+	s.memoMu.Lock()
+	res, ok := s.pages[k]
+	s.memoMu.Unlock()
+	if ok {
+		return res
+	}
+	res = page(q)
+	s.memoMu.Lock()
+	if len(s.pages) >= maxPages {
+		clear(s.pages)
+	}
+	s.pages[k] = res
+	s.memoMu.Unlock()
+	return res
 }
 
 func (s *Shadow) lookup(k memoKey) (verdict, bool) {
