@@ -103,6 +103,9 @@ func OpenKV(ctx context.Context, nc *natsgo.Conn, cfg KVConfig) (*KV, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open kv: create bucket %s: %w", cfg.Bucket, classify(err))
 	}
+	if err := waitStreamLeader(ctx, js, "KV_"+cfg.Bucket); err != nil {
+		return nil, fmt.Errorf("open kv: bucket %s: %w", cfg.Bucket, classify(err))
+	}
 	stream, err := js.Stream(ctx, "KV_"+cfg.Bucket)
 	if err != nil {
 		return nil, fmt.Errorf("open kv: bucket stream %s: %w", cfg.Bucket, classify(err))

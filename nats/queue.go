@@ -37,6 +37,9 @@ func Open(ctx context.Context, nc *natsgo.Conn, cfg QueueConfig) (*Queue, error)
 	if err := ensureStream(ctx, js, cfg.streamConfig()); err != nil {
 		return nil, fmt.Errorf("open queue: create stream %s: %w", cfg.Stream, classify(err))
 	}
+	if err := waitStreamLeader(ctx, js, cfg.Stream); err != nil {
+		return nil, fmt.Errorf("open queue: stream %s: %w", cfg.Stream, classify(err))
+	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, cfg.consumerConfig())
 	if err != nil {
 		return nil, fmt.Errorf("open queue: create consumer %s: %w", cfg.Durable, classify(err))
@@ -65,6 +68,36 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.Stre
 		}
 	}
 	return err
+}
+
+// leaderWait bounds how long Open waits for a new replicated stream to
+// elect its leader.
+const leaderWait = 15 * time.Second
+
+// waitStreamLeader waits until the stream has a leader: on a cluster a new
+// replicated stream answers "no response from stream" until its replicas
+// elected one, so the first publishes would fail. A single server's stream
+// has no cluster info and returns at once.
+func waitStreamLeader(ctx context.Context, js jetstream.JetStream, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, leaderWait)
+	defer cancel()
+	for {
+		s, err := js.Stream(ctx, name)
+		if err == nil {
+			info := s.CachedInfo()
+			if info.Cluster == nil || info.Cluster.Leader != "" {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = errors.New("no leader elected")
+			}
+			return fmt.Errorf("wait for the stream leader: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func retryStream(err error) bool {

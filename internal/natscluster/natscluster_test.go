@@ -32,6 +32,7 @@ func TestKillRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create R3 stream: %v", err)
 	}
+	waitStreamLeader(ctx, t, js)
 	for i := range 10 {
 		if _, err := js.Publish(ctx, "t", []byte{byte(i)}); err != nil {
 			t.Fatalf("publish %d: %v", i, err)
@@ -57,6 +58,19 @@ func TestKillRestart(t *testing.T) {
 	if info.State.Msgs != 10 {
 		t.Fatalf("%d messages after failover, want 10", info.State.Msgs)
 	}
+}
+
+// waitStreamLeader waits until the new stream T elected a leader (before
+// that, publishes get "no response from stream").
+func waitStreamLeader(ctx context.Context, t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	for ctx.Err() == nil {
+		if info, err := streamInfo(ctx, js); err == nil && info.Cluster != nil && info.Cluster.Leader != "" {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("stream T elected no leader")
 }
 
 // waitLeader waits until stream T has a leader other than old.
