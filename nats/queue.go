@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,15 +51,22 @@ func Open(ctx context.Context, nc *natsgo.Conn, cfg QueueConfig) (*Queue, error)
 // errCodeStreamCreate is JetStream's "error creating store for stream".
 const errCodeStreamCreate jetstream.ErrorCode = 10049
 
-// ensureStream creates or updates the stream. A concurrent creation by
-// another node ("name already in use") is retried as an update. So is a
-// store creation error: after the last stream of an account is deleted the
-// server removes the account's empty directories in the background, and a
-// stream created at that moment fails (nats-server 2.15).
+// ensureStream creates the stream, or updates it when it exists with
+// another configuration (an unchanged stream is left alone: updating it
+// while another node adds a consumer races inside nats-server 2.15). A
+// concurrent creation by another node ("name already in use") is retried
+// the same way. So is a store creation error: after the last stream of an
+// account is deleted the server removes the account's empty directories in
+// the background, and a stream created at that moment fails (nats-server
+// 2.15).
 func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		if _, err = js.CreateOrUpdateStream(ctx, sc); !retryStream(err) {
+		_, err = js.CreateStream(ctx, sc)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			err = updateIfChanged(ctx, js, sc)
+		}
+		if !retryStream(err) {
 			return err
 		}
 		select {
@@ -68,6 +76,33 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.Stre
 		}
 	}
 	return err
+}
+
+// updateIfChanged updates an existing stream whose settings differ from sc.
+func updateIfChanged(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+	s, err := js.Stream(ctx, sc.Name)
+	if err != nil {
+		return err
+	}
+	if sameStream(s.CachedInfo().Config, sc) {
+		return nil
+	}
+	_, err = js.UpdateStream(ctx, sc)
+	return err
+}
+
+// sameStream compares the settings pathstats chooses.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Retention == want.Retention &&
+		have.Storage == want.Storage && have.Replicas == want.Replicas && have.Duplicates == want.Duplicates &&
+		have.MaxBytes == want.MaxBytes && have.MaxMsgs == want.MaxMsgs && have.Discard == want.Discard &&
+		have.PersistMode == want.PersistMode
+}
+
+func retryStream(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) ||
+		errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStreamCreate
 }
 
 // leaderWait bounds how long Open waits for a new replicated stream to
@@ -98,12 +133,6 @@ func waitStreamLeader(ctx context.Context, js jetstream.JetStream, name string) 
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-func retryStream(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) ||
-		errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStreamCreate
 }
 
 // OpenURL connects to an external NATS server or cluster (comma-separated

@@ -208,12 +208,15 @@ func (s *StatsStore) QueryPaths(ctx context.Context, q pathstats.PathQuery) (pat
 	page := pathstats.PathPage{Items: []pathstats.PathItem{}}
 	err := pgx.BeginTxFunc(ctx, s.pool, readOnly, func(tx pgx.Tx) error {
 		if q.Q != "" {
-			walk, err := walkLooksCheaper(ctx, tx, q, cond, args, offset)
+			walk, estimate, err := walkLooksCheaper(ctx, tx, q, cond, args, offset)
 			if err != nil {
 				return fmt.Errorf("probe: %w", err)
 			}
 			if !walk {
 				return readCounted(ctx, tx, &page, cond, append(args, min(q.Limit, maxPageArg), min(offset, maxPageArg)))
+			}
+			if offset >= besideWalkMin && offset+q.Limit <= estimate/2 && s.hourlyConns(2) > 1 {
+				return s.countBesideWalk(ctx, tx, &page, q, cond, args, offset)
 			}
 		}
 		total, err := countMatches(ctx, tx, q, cond, args)
@@ -249,23 +252,53 @@ func countedRowsSQL(proxy bool) string {
 // entries that match q, whether counting the matches and walking the index
 // to the page (from its nearer end) costs less than countedPageSQL. A wrong
 // guess costs time, not correctness.
-func walkLooksCheaper(ctx context.Context, tx pgx.Tx, q pathstats.PathQuery, cond string, args []any, offset int) (bool, error) {
+func walkLooksCheaper(ctx context.Context, tx pgx.Tx, q pathstats.PathQuery, cond string, args []any, offset int) (walk bool, estimate int, err error) {
 	probe := `SELECT (SELECT COUNT(*) FROM (SELECT path, proxy_id, path_fold FROM path_stats_window` + proxyCond(q) +
 		` ` + keysForward + ` LIMIT ` + strconv.Itoa(probeRows) + `) AS top` + cond +
 		`), (` + countedRowsSQL(q.ProxyID != "") + `)`
 	var hits, rows int64
 	if err := tx.QueryRow(ctx, probe, args...).Scan(&hits, &rows); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	if hits == 0 || rows == 0 {
-		return false, nil
+		return false, 0, nil
 	}
 	total := max(1, int(float64(rows)*float64(hits)/float64(min(rows, probeRows))))
 	if offset >= total {
-		return false, nil
+		return false, total, nil
 	}
 	_, n, skip := pageWindow(offset, q.Limit, total)
-	return walkIsCheaper(skip, n, total, int(rows)), nil
+	return walkIsCheaper(skip, n, total, int(rows)), total, nil
+}
+
+// besideWalkMin is the shallowest page (matches skipped) worth a second
+// connection: shallower walks cost less than joining a snapshot.
+const besideWalkMin = 1000
+
+// countBesideWalk answers a q page in the first half of its (estimated)
+// matches: the page is walked forwards from the top of the index on a
+// second connection sharing tx's snapshot while tx counts the matches, so
+// the answer takes the longer of the two instead of their sum. A forward
+// walk needs no total: a wrong estimate only costs time.
+func (s *StatsStore) countBesideWalk(ctx context.Context, tx pgx.Tx, page *pathstats.PathPage, q pathstats.PathQuery, cond string, args []any, offset int) error {
+	more, err := s.joinSnapshot(ctx, tx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = more.Rollback(context.WithoutCancel(ctx)) }() // read-only
+	walked := pathstats.PathPage{Items: []pathstats.PathItem{}}
+	done := make(chan error, 1)
+	pageArgs := append(slices.Clone(args), q.Limit, offset)
+	go func() { done <- readPage(ctx, more, &walked, keysPageSQL(cond, keysForward, len(args)), pageArgs) }()
+	total, countErr := countMatches(ctx, tx, q, cond, args)
+	if err := <-done; err != nil {
+		return fmt.Errorf("page: %w", err)
+	}
+	if countErr != nil {
+		return fmt.Errorf("count: %w", countErr)
+	}
+	page.Total, page.Items = total, walked.Items
+	return nil
 }
 
 // proxyCond is the proxy filter of q alone ($1), or nothing.

@@ -91,7 +91,7 @@ func (s *server) compareRoutes() map[string]http.Handler {
 		h := gone
 		if s.legacyHourly != nil {
 			h = func(w http.ResponseWriter, r *http.Request) {
-				api.WriteError(w, pathstats.Errorf(pathstats.EUnavailable, "comparison is not available on this SQL backend yet (SQLite only)"))
+				api.WriteError(w, pathstats.Errorf(pathstats.EUnavailable, "this SQL backend cannot walk its hourly rows, so it cannot be compared"))
 			}
 		}
 		return map[string]http.Handler{"GET /api/admin/paths/compare": h, "GET /api/admin/paths/compare/latest": h}
