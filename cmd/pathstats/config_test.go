@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -77,6 +79,30 @@ func TestNATSURLOptions(t *testing.T) {
 	for _, bad := range []string{"nats://a?replicas=0", "nats://a?replicas=7", "nats://a?replicas=x", "nats://a?bucket=b", "nats://a?%zz"} {
 		if _, _, err := natsURL(bad, "stream", "replicas"); err == nil {
 			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+// TestServeRejectsBadSettings: settings out of range stop serve at start
+// with a message naming the flag, before anything is opened.
+func TestServeRejectsBadSettings(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--retention", "24h"}, "--retention must be at least 25h"},
+		{[]string{"--lease-ttl", "500ms"}, "--lease-ttl must be at least 1s"},
+		{[]string{"--archive-interval", "0s"}, "--archive-interval must be at least 1s"},
+		{[]string{"--queue", "nats://127.0.0.1:1?replicas=9"}, "--queue: replicas must be 1-5"},
+		{[]string{"--queue", "nats://127.0.0.1:1?bucket=x"}, `--queue: unknown option "bucket"`},
+		{[]string{"--archive", "ftp://x"}, "--archive"},
+	} {
+		args := append([]string{"--data-dir", t.TempDir(), "--admin-listen", "127.0.0.1:0"}, c.args...)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := runServe(ctx, args, io.Discard)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want %q", c.args, err, c.want)
 		}
 	}
 }
