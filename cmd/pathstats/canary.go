@@ -49,7 +49,7 @@ func (s *server) startCanary() error {
 		Config: c.store.Current, New: s.paths, Old: old, LegacyOff: legacyOff, ClientIP: ips, Monitor: c.monitor, Shadow: c.shadow,
 	})
 	c.rollout = rollout.New(rollout.Options{
-		KV: s.kv, Updater: c.store, Stats: c.monitor.Stats, Accuracy: s.comparer.accuracy, Holder: s.node(), Logger: s.log.With("component", "rollout"),
+		KV: s.kv, Updater: c.store, Stats: c.monitor.Stats, Accuracy: s.comparer.accuracy, Holder: s.node(), LeaseTTL: s.cfg.LeaseTTL, Logger: s.log.With("component", "rollout"),
 	})
 	s.canary = c
 	s.reg.MustRegister(newCanaryCollector(c))
