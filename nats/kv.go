@@ -2,6 +2,7 @@ package nats
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -287,17 +288,62 @@ func (k *KV) Watch(ctx context.Context, key string) (<-chan pathstats.KVEntry, e
 	if err != nil {
 		return nil, fmt.Errorf("kv watch: %w", err)
 	}
+	var floor uint64
+	if k.cfg.Replicas > 1 {
+		if floor, err = k.leaderLastSeq(ctx, k.pre+ek); err != nil {
+			return nil, kvErr("watch", key, err)
+		}
+	}
 	w, err := k.kv.Watch(ctx, ek)
 	if err != nil {
 		return nil, kvErr("watch", key, err)
 	}
 	out := make(chan pathstats.KVEntry, 16)
-	go k.pump(ctx, w, key, out)
+	go k.pump(ctx, w, key, floor, out)
 	return out, nil
 }
 
+// leaderLastSeq asks the bucket stream's leader (not a follower, which may
+// lag) for the sequence of subj's last message; 0 when there is none.
+func (k *KV) leaderLastSeq(ctx context.Context, subj string) (uint64, error) {
+	ctx, cancel := withDefaultTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := json.Marshal(map[string]string{"last_by_subj": subj})
+	if err != nil {
+		return 0, err
+	}
+	msg, err := k.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+k.cfg.Bucket, req)
+	if err != nil {
+		return 0, err
+	}
+	var resp struct {
+		Message *struct {
+			Seq uint64 `json:"seq"`
+		} `json:"message"`
+		Error *struct {
+			Code        int    `json:"code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return 0, fmt.Errorf("last message of %s: %w", subj, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.Code == 404:
+		return 0, nil
+	case resp.Error != nil:
+		return 0, fmt.Errorf("last message of %s: %s", subj, resp.Error.Description)
+	case resp.Message == nil:
+		return 0, nil
+	}
+	return resp.Message.Seq, nil
+}
+
 // pump converts the watcher's entries for key and forwards them to out.
-func (k *KV) pump(ctx context.Context, w jetstream.KeyWatcher, key string, out chan<- pathstats.KVEntry) {
+// Entries older than floor (the leader's last revision of key when the
+// watch began; a watcher placed on a lagging replica replays them) are
+// dropped, and so is a delete marker at floor (the key is absent).
+func (k *KV) pump(ctx context.Context, w jetstream.KeyWatcher, key string, floor uint64, out chan<- pathstats.KVEntry) {
 	defer close(out)
 	defer stopWatcher(w)
 	initial := true
@@ -319,7 +365,7 @@ func (k *KV) pump(ctx context.Context, w jetstream.KeyWatcher, key string, out c
 			continue
 		}
 		entry, skip := convertEntry(key, e, initial)
-		if skip {
+		if skip || e.Revision() < floor || (e.Revision() == floor && entry.Deleted) {
 			continue
 		}
 		select {
