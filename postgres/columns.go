@@ -36,19 +36,6 @@ func counterValues(c *pathstats.Counts) [3 + pathstats.NumStatusClasses + pathst
 	return v
 }
 
-// counterDests returns scan destinations for the status and latency columns
-// of c, then LastSeenMs.
-func counterDests(c *pathstats.Counts) []any {
-	dests := make([]any, 0, pathstats.NumStatusClasses+pathstats.NumLatencyBuckets+1)
-	for i := range c.Status {
-		dests = append(dests, &c.Status[i])
-	}
-	for i := range c.Latency {
-		dests = append(dests, &c.Latency[i])
-	}
-	return append(dests, &c.LastSeenMs)
-}
-
 // columnar holds rows as one slice per column, bound as arrays to an
 // INSERT ... SELECT FROM unnest(...): one statement and one plan for any
 // number of rows.

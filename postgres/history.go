@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/pathstats/pathstats"
 )
@@ -56,7 +55,7 @@ func (s *StatsStore) ConfigChanges(ctx context.Context, before int64, limit int)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		c, err := scanConfigChange(rows)
+		c, err := pathstats.ScanConfigChange(rows)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -66,21 +65,4 @@ func (s *StatsStore) ConfigChanges(ctx context.Context, before int64, limit int)
 		return nil, 0, fmt.Errorf("config changes: %w", err)
 	}
 	return out, total, nil
-}
-
-func scanConfigChange(rows interface{ Scan(...any) error }) (pathstats.ConfigChange, error) {
-	var c pathstats.ConfigChange
-	var atMs int64
-	var before, after string
-	if err := rows.Scan(&c.ID, &atMs, &c.Actor, &c.Source, &c.Reason, &before, &after); err != nil {
-		return c, fmt.Errorf("config changes: scan: %w", err)
-	}
-	c.At = time.UnixMilli(atMs).UTC()
-	if err := json.Unmarshal([]byte(before), &c.Before); err != nil {
-		return c, fmt.Errorf("config changes: decode before of %d: %w", c.ID, err)
-	}
-	if err := json.Unmarshal([]byte(after), &c.After); err != nil {
-		return c, fmt.Errorf("config changes: decode after of %d: %w", c.ID, err)
-	}
-	return c, nil
 }

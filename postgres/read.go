@@ -42,7 +42,7 @@ func (s *StatsStore) PathTotals(ctx context.Context, fromHour, toHour int64) ([]
 	var out []pathstats.PathTotal
 	var t pathstats.PathTotal
 	var updated int64
-	dests := append([]any{&t.Path, &t.ProxyID}, counterDests(&t.Counts)...)
+	dests := append([]any{&t.Path, &t.ProxyID}, pathstats.CounterDests(&t.Counts)...)
 	_, err = pgx.ForEachRow(rows, append(dests, &updated), func() error {
 		t.Requests, t.Errors, t.ClientErrors = t.Counts.Requests(), t.Counts.Errors(), t.Counts.ClientErrors()
 		t.UpdatedAt = time.Unix(updated, 0).UTC()
@@ -65,7 +65,7 @@ func (s *StatsStore) HourlySeries(ctx context.Context, path string, fromHour, to
 	var out []pathstats.HourlyRow
 	r := pathstats.HourlyRow{Key: pathstats.Key{Path: path}}
 	var updated int64
-	dests := append([]any{&r.Hour, &r.ProxyID}, counterDests(&r.Counts)...)
+	dests := append([]any{&r.Hour, &r.ProxyID}, pathstats.CounterDests(&r.Counts)...)
 	_, err = pgx.ForEachRow(rows, append(dests, &updated), func() error {
 		r.UpdatedAt = time.Unix(updated, 0).UTC()
 		out = append(out, r)

@@ -73,13 +73,10 @@ func (s *StatsStore) HourRows(ctx context.Context, hour int64) ([]pathstats.Hour
 	defer rows.Close()
 	var out []pathstats.HourlyRow
 	for rows.Next() {
-		r := pathstats.HourlyRow{Key: pathstats.Key{Hour: hour}}
-		var updated int64
-		dests := append([]any{&r.Path, &r.ProxyID}, counterDests(&r.Counts)...)
-		if err := rows.Scan(append(dests, &updated)...); err != nil {
-			return nil, fmt.Errorf("hour rows %d: scan: %w", hour, err)
+		r, err := pathstats.ScanHourlyRow(rows, hour)
+		if err != nil {
+			return nil, err
 		}
-		r.UpdatedAt = time.Unix(updated, 0).UTC()
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {

@@ -39,19 +39,6 @@ func appendCounters(args []any, c *pathstats.Counts) []any {
 	return args
 }
 
-// counterDests returns scan destinations for the status and latency columns
-// of c (sumColumns without the three derived totals), then LastSeenMs.
-func counterDests(c *pathstats.Counts) []any {
-	dests := make([]any, 0, pathstats.NumStatusClasses+pathstats.NumLatencyBuckets+1)
-	for i := range c.Status {
-		dests = append(dests, &c.Status[i])
-	}
-	for i := range c.Latency {
-		dests = append(dests, &c.Latency[i])
-	}
-	return append(dests, &c.LastSeenMs)
-}
-
 // storedCounterColumns are the stored status and latency columns, in
 // counterDests order (without last_seen_ms).
 var storedCounterColumns = sumColumns[3:]

@@ -43,7 +43,7 @@ func (s *StatsStore) PathTotals(ctx context.Context, fromHour, toHour int64) ([]
 	for rows.Next() {
 		var t pathstats.PathTotal
 		var updated int64
-		dests := append([]any{&t.Path, &t.ProxyID}, counterDests(&t.Counts)...)
+		dests := append([]any{&t.Path, &t.ProxyID}, pathstats.CounterDests(&t.Counts)...)
 		if err := rows.Scan(append(dests, &updated)...); err != nil {
 			return nil, fmt.Errorf("path totals: scan: %w", err)
 		}
@@ -70,7 +70,7 @@ func (s *StatsStore) HourlySeries(ctx context.Context, path string, fromHour, to
 		r := pathstats.HourlyRow{Key: pathstats.Key{Path: path}}
 		var updated int64
 		dests := []any{&r.Hour, &r.ProxyID}
-		dests = append(dests, counterDests(&r.Counts)...)
+		dests = append(dests, pathstats.CounterDests(&r.Counts)...)
 		if err := rows.Scan(append(dests, &updated)...); err != nil {
 			return nil, fmt.Errorf("hourly series: scan: %w", err)
 		}
