@@ -114,7 +114,8 @@ ON CONFLICT (hour_bucket, path, proxy_id) DO UPDATE SET ` + onConflictAdd("path_
 	`, updated_at = excluded.updated_at`
 
 // windowUpsertSQL adds rows (unique keys) to path_stats_window and returns
-// the proxy of every row it inserted (xmax = 0 marks an inserted row).
+// the key and new requests of every row, and whether it inserted the row
+// (xmax = 0 marks an inserted row).
 var windowUpsertSQL = func() string {
 	n := 3 + len(sumColumns) + 1
 	names := make([]string, n)
@@ -128,5 +129,5 @@ var windowUpsertSQL = func() string {
 SELECT ` + strings.Join(sel, ", ") + `
 FROM unnest($1::text[], $2::text[], $3::text[], ` + unnestList(4) + `) AS u(` + strings.Join(names, ", ") + `)
 ON CONFLICT (path, proxy_id) DO UPDATE SET ` + onConflictAdd("path_stats_window") + `
-RETURNING proxy_id, (xmax = 0) AS inserted`
+RETURNING path, proxy_id, requests, (xmax = 0) AS inserted`
 }()

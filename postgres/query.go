@@ -192,7 +192,9 @@ func walkIsCheaper(skip, n, total, rows int) bool {
 // count and the page are read in one snapshot: the count first (from
 // window_counts without q, by a scan with q), then the page from the nearer
 // end of an index, or, for a q whose matches are too sparse for that walk,
-// by gathering and sorting the matches (countedPageSQL).
+// by gathering and sorting the matches (countedPageSQL). Without q, a deep
+// page starts its walk at the edge of its requests bucket (rankedPage), so it
+// skips at most part of one bucket's rows.
 func (s *StatsStore) QueryPaths(ctx context.Context, q pathstats.PathQuery) (pathstats.PathPage, error) {
 	if q.Page < 1 || q.Limit < 1 {
 		return pathstats.PathPage{}, pathstats.Errorf(pathstats.EInvalidParameter, "page and limit must be >= 1")
@@ -228,6 +230,16 @@ func (s *StatsStore) QueryPaths(ctx context.Context, q pathstats.PathQuery) (pat
 			return nil
 		}
 		order, n, skip := pageWindow(offset, q.Limit, total)
+		if q.Q == "" && skip >= rankedSkipMin {
+			w, ok, err := rankedPage(ctx, tx, q.ProxyID, offset, offset+n-1)
+			if err != nil {
+				return err
+			}
+			if ok && w.skip < skip {
+				args = append(args, w.bound)
+				return readPage(ctx, tx, &page, keysPageSQL(w.cond(cond, len(args)-1), w.order, len(args)), append(args, n, w.skip))
+			}
+		}
 		return readPage(ctx, tx, &page, keysPageSQL(cond, order, len(args)), append(args, n, skip))
 	})
 	if err != nil {

@@ -159,7 +159,8 @@ func foldWindowPaths(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-// recount recomputes the per-proxy row counts of the window.
+// recount recomputes the per-proxy row counts and the rank histograms of
+// the window.
 func recount(ctx context.Context, tx pgx.Tx) error {
 	if _, err := tx.Exec(ctx, `DELETE FROM window_counts`); err != nil {
 		return fmt.Errorf("window counts: %w", err)
@@ -168,7 +169,7 @@ func recount(ctx context.Context, tx pgx.Tx) error {
 		SELECT proxy_id, COUNT(*) FROM path_stats_window GROUP BY proxy_id`); err != nil {
 		return fmt.Errorf("window counts: %w", err)
 	}
-	return nil
+	return recountRanks(ctx, tx)
 }
 
 func setWindowStart(ctx context.Context, tx pgx.Tx, start int64) error {
@@ -222,9 +223,7 @@ func windowDeltas(deltas []pathstats.Delta, start int64) []pathstats.Delta {
 			out = append(out, d)
 		}
 	}
-	slices.SortFunc(out, func(a, b pathstats.Delta) int {
-		return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.ProxyID, b.ProxyID))
-	})
+	slices.SortFunc(out, func(a, b pathstats.Delta) int { return compareWindowKey(a, b.Key) })
 	merged := out[:0]
 	for i := range out {
 		if last := len(merged) - 1; last >= 0 && merged[last].Key == out[i].Key {
@@ -237,7 +236,8 @@ func windowDeltas(deltas []pathstats.Delta, start int64) []pathstats.Delta {
 }
 
 // upsertWindow adds deltas (from windowDeltas) to the window rows, then adds
-// the rows it inserted to the per-proxy counts (proxies in sorted order).
+// the rows it inserted to the per-proxy counts (proxies in sorted order) and
+// moves the rows it changed to their new rank buckets.
 func upsertWindow(ctx context.Context, tx pgx.Tx, deltas []pathstats.Delta) error {
 	if len(deltas) == 0 {
 		return nil
@@ -251,17 +251,39 @@ func upsertWindow(ctx context.Context, tx pgx.Tx, deltas []pathstats.Delta) erro
 		return fmt.Errorf("upsert window: %w", err)
 	}
 	added := map[string]int64{}
-	var proxy string
+	var moves rankMoves
+	var path, proxy string
+	var requests int64
 	var inserted bool
-	_, err = pgx.ForEachRow(rows, []any{&proxy, &inserted}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&path, &proxy, &requests, &inserted}, func() error {
 		if inserted {
 			added[proxy]++
 		}
+		i, found := slices.BinarySearchFunc(deltas, pathstats.Key{Path: path, ProxyID: proxy}, compareWindowKey)
+		if !found {
+			return fmt.Errorf("row %q of proxy %q was not in the batch", path, proxy)
+		}
+		moves.move(proxy, requests-deltas[i].Requests(), requests, inserted)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("upsert window: %w", err)
 	}
+	if err := addWindowCounts(ctx, tx, added); err != nil {
+		return err
+	}
+	return moves.write(ctx, tx)
+}
+
+// compareWindowKey orders window deltas by (path, proxyId), as windowDeltas
+// sorts them.
+func compareWindowKey(d pathstats.Delta, k pathstats.Key) int {
+	return cmp.Or(strings.Compare(d.Path, k.Path), strings.Compare(d.ProxyID, k.ProxyID))
+}
+
+// addWindowCounts adds the rows inserted per proxy to window_counts, proxies
+// in sorted order.
+func addWindowCounts(ctx context.Context, tx pgx.Tx, added map[string]int64) error {
 	if len(added) == 0 {
 		return nil
 	}
