@@ -44,7 +44,7 @@ func (s *StatsStore) Apply(ctx context.Context, batches []*pathstats.Batch, dead
 func applyTx(ctx context.Context, tx pgx.Tx, batches []*pathstats.Batch, dead []pathstats.DeadLetter, now time.Time) (pathstats.ApplyResult, error) {
 	var res pathstats.ApplyResult
 	var start int64
-	if err := tx.QueryRow(ctx, `SELECT start_hour FROM window_state WHERE id = 1 FOR SHARE`).Scan(&start); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT start_hour, `+markWindowWriter+` FROM window_state WHERE id = 1 FOR SHARE`).Scan(&start, nil); err != nil {
 		return res, fmt.Errorf("apply: read window state: %w", err)
 	}
 	applied, err := recordBatches(ctx, tx, batches, now)

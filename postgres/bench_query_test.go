@@ -128,7 +128,7 @@ func loadQueryData(ctx context.Context, s *StatsStore, paths, hours int) error {
 	windowCols := append([]string{"path", "proxy_id", "path_fold"}, sumColumns...)
 	windowCols = append(windowCols, "last_seen_ms")
 	i = 0
-	_, err = s.pool.CopyFrom(ctx, pgx.Identifier{"path_stats_window"}, windowCols, pgx.CopyFromFunc(func() ([]any, error) {
+	copyWindowRow := func() ([]any, error) {
 		if i == paths {
 			return nil, nil
 		}
@@ -144,7 +144,14 @@ func loadQueryData(ctx context.Context, s *StatsStore, paths, hours int) error {
 		row = append(row, lastSeen[i])
 		i++
 		return row, nil
-	}))
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT `+markWindowWriter); err != nil {
+			return err
+		}
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"path_stats_window"}, windowCols, pgx.CopyFromFunc(copyWindowRow))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("copy window: %w", err)
 	}

@@ -94,6 +94,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	if err != nil {
 		return fmt.Errorf("migrate: read versions: %w", err)
 	}
+	if err := refuseNewer(done, ms); err != nil {
+		return err
+	}
 	for _, m := range ms {
 		if slices.Contains(done, int32(m.version)) {
 			continue
@@ -108,6 +111,19 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}
+
+// refuseNewer fails when the database holds a migration this release does
+// not know: a newer release migrated it, and this one would write it in a
+// way the newer schema does not expect.
+func refuseNewer(done []int32, known []migration) error {
+	for _, v := range done {
+		if !slices.ContainsFunc(known, func(m migration) bool { return int32(m.version) == v }) {
+			return fmt.Errorf("migrate: the database has schema version %d, newer than this pathstats knows (up to %d): upgrade pathstats",
+				v, known[len(known)-1].version)
+		}
 	}
 	return nil
 }

@@ -20,6 +20,12 @@ import (
 // bucket to its new one in the same transaction; advancing the window
 // recounts them.
 
+// markWindowWriter is the SQL expression a transaction evaluates before it
+// changes the window: it tells window_writer_check (migration 0003) that
+// this writer keeps the histograms. (A node of an older release has its
+// writes refused.)
+const markWindowWriter = `set_config('pathstats.window_writer', '3', true)`
+
 // exactRanks is the first requests value that shares a bucket with others:
 // below it every value is a bucket of its own.
 const exactRanks = 1024

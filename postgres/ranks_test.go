@@ -2,15 +2,18 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pathstats/pathstats"
 )
@@ -257,4 +260,51 @@ func TestRanksFollowApplyAndAdvance(t *testing.T) {
 		t.Fatalf("%d window rows after the first hour left, want some but not all", rows)
 	}
 	checkRanks(t, s)
+}
+
+// TestOlderWriterRefused checks that a write to the window without the
+// writer mark (an older release's Apply) is refused with its SQLSTATE, and
+// that a release older than the database's schema does not start.
+func TestOlderWriterRefused(t *testing.T) {
+	ctx := context.Background()
+	url := testURL(t)
+	s := openTest(t, url, nil)
+	t.Cleanup(func() { s.Close() })
+	hour := pathstats.HourBucket(s.now())
+	ds := rankDeltas(hour, []int{1, 2, 3}, func(i int) int64 { return int64(i) })
+	if _, err := s.Apply(ctx, pathstats.SplitBatches("marked", "test", ds), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`UPDATE path_stats_window SET requests = requests + 1`,
+		`INSERT INTO path_stats_window (path, proxy_id, requests) VALUES ('/x', 'p', 1)`,
+		`DELETE FROM path_stats_window`,
+		`TRUNCATE path_stats_window`,
+	} {
+		_, err := s.pool.Exec(ctx, stmt)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "55000" || !strings.Contains(pgErr.Message, "upgrade") {
+			t.Fatalf("%s: %v, want SQLSTATE 55000 asking for an upgrade", stmt, err)
+		}
+	}
+	var rows, ranked int64
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM path_stats_window), (SELECT SUM(paths) FROM window_ranks)`).Scan(&rows, &ranked); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 3 || ranked != 3 {
+		t.Fatalf("window %d rows, histogram %d; want 3 and 3", rows, ranked)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	var schema string
+	if err := s.pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := Open(ctx, url, Options{Schema: schema}); err == nil || !strings.Contains(err.Error(), "schema version 9999") {
+		if again != nil {
+			again.Close()
+		}
+		t.Fatalf("open on a newer schema: %v, want a refusal", err)
+	}
 }

@@ -86,7 +86,7 @@ func (s *StatsStore) noteWindowStart(start int64) {
 // advanceTx moves the window in tx to target if it is behind, and returns the
 // window start in effect afterwards.
 func advanceTx(ctx context.Context, tx pgx.Tx, target int64) (int64, error) {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(advanceLockKey)); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1), `+markWindowWriter, int64(advanceLockKey)); err != nil {
 		return 0, fmt.Errorf("lock: %w", err)
 	}
 	var start int64
@@ -117,7 +117,7 @@ func advanceTx(ctx context.Context, tx pgx.Tx, target int64) (int64, error) {
 // start, then stores the folded paths (computed in Go, as the q filter
 // folds).
 func rebuildWindow(ctx context.Context, tx pgx.Tx, start int64) error {
-	if _, err := tx.Exec(ctx, `DELETE FROM path_stats_window`); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT `+markWindowWriter+`; DELETE FROM path_stats_window`); err != nil {
 		return fmt.Errorf("rebuild: clear: %w", err)
 	}
 	if _, err := tx.Exec(ctx, rebuildWindowSQL, start); err != nil {

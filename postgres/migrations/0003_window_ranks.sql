@@ -30,3 +30,22 @@ INSERT INTO window_ranks (bucket, paths)
     SELECT window_rank_bucket(requests), COUNT(*) FROM path_stats_window GROUP BY 1;
 INSERT INTO window_proxy_ranks (proxy_id, bucket, paths)
     SELECT proxy_id, window_rank_bucket(requests), COUNT(*) FROM path_stats_window GROUP BY 1, 2;
+
+-- Only a pathstats that keeps the histograms may change the window: its
+-- writes set pathstats.window_writer (SET LOCAL) to 3 or more. A node of an
+-- older release, still running while its neighbours are upgraded, has its
+-- Apply refused (its batches stay in the queue for the upgraded nodes)
+-- instead of leaving the histograms behind the window.
+CREATE FUNCTION window_writer_check() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF coalesce(nullif(current_setting('pathstats.window_writer', true), ''), '0')::int < 3 THEN
+        RAISE EXCEPTION 'path_stats_window is kept with rank histograms since schema 3: this pathstats is older, upgrade it'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'to change the window by hand, SET LOCAL pathstats.window_writer = 3 and keep window_ranks and window_proxy_ranks in step';
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER window_writer_check
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON path_stats_window
+    FOR EACH STATEMENT EXECUTE FUNCTION window_writer_check();
