@@ -20,10 +20,7 @@ import (
 // with both gone, reads answer 503 UNAVAILABLE. Nothing acknowledged is
 // lost once they are back.
 func TestBackendOutages(t *testing.T) {
-	pgBase, redisBase := os.Getenv("PATHSTATS_TEST_POSTGRES"), os.Getenv("PATHSTATS_TEST_REDIS")
-	if pgBase == "" || redisBase == "" {
-		t.Skip("PATHSTATS_TEST_POSTGRES and PATHSTATS_TEST_REDIS are needed")
-	}
+	pgBase, redisBase := needPostgresRedis(t)
 	id := fmt.Sprintf("out%d", time.Now().UnixNano())
 	var pg *pgx.Conn
 	dsn := pgSchema(t, pgBase, "pstest_"+id, &pg)
@@ -93,6 +90,17 @@ func TestBackendOutages(t *testing.T) {
 		t.Fatalf("SQL holds %d events, %d acknowledged", got, want)
 	}
 	c.stop()
+}
+
+// needPostgresRedis returns the test PostgreSQL and Redis URLs, skipping
+// when either is not configured.
+func needPostgresRedis(t *testing.T) (pg, redis string) {
+	t.Helper()
+	pg, redis = os.Getenv("PATHSTATS_TEST_POSTGRES"), os.Getenv("PATHSTATS_TEST_REDIS")
+	if pg == "" || redis == "" {
+		t.Skip("PATHSTATS_TEST_POSTGRES and PATHSTATS_TEST_REDIS are needed")
+	}
+	return pg, redis
 }
 
 // hostPort is the host:port of a backend URL.

@@ -161,7 +161,7 @@ func waitSource(t *testing.T, c *child, source string, total int) pathsAnswer {
 			return a
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s answer with total %d in 20s; last: %+v", source, total, a.Metadata)
+			t.Fatalf("no %s answer with total %d in 20s; last: total %d, %+v", source, total, a.Pagination.Total, a.Metadata)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
