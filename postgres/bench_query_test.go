@@ -94,6 +94,12 @@ func benchCounts(i, h int, hour int64) pathstats.Counts {
 // and their window rows (the window start is Open's, before the first
 // hour), then recounts the window per proxy.
 func loadQueryData(ctx context.Context, s *StatsStore, paths, hours int) error {
+	return loadQueryDataOf(ctx, s, paths, hours, benchCounts)
+}
+
+// loadQueryDataOf is loadQueryData with the counters of path i in hour h
+// from counts.
+func loadQueryDataOf(ctx context.Context, s *StatsStore, paths, hours int, counts func(i, h int, hour int64) pathstats.Counts) error {
 	first := pathstats.HourBucket(benchNow) - int64(hours-1)*3600
 	sums := make([][numSums]int64, paths)
 	lastSeen := make([]int64, paths)
@@ -110,7 +116,7 @@ func loadQueryData(ctx context.Context, s *StatsStore, paths, hours int) error {
 			return nil, nil
 		}
 		hour := first + int64(h)*3600
-		c := benchCounts(i, h, hour)
+		c := counts(i, h, hour)
 		v := counterValues(&c)
 		row = append(row[:0], hour, benchPath(i), benchProxy(i))
 		for k := range v {
@@ -363,5 +369,58 @@ func TestQueryDataConsistent(t *testing.T) {
 	rebuilt, _, rebuiltCounts := read()
 	if fmt.Sprint(copied) != fmt.Sprint(rebuilt) || copiedCounts != rebuiltCounts {
 		t.Fatalf("copied window differs from the rebuilt one:\n%v\n%v", copiedCounts, rebuiltCounts)
+	}
+}
+
+// BenchmarkQueryPathsTie measures the pages of a window where 60,000 of the
+// 100,000 paths tie (one request in each of the 24 hours): a page inside
+// the tie starts at the tie's edge (one bucket) and skips rows within it.
+// The middle of the tie (row 70,000) is the deepest page of this data set.
+func BenchmarkQueryPathsTie(b *testing.B) {
+	ctx := context.Background()
+	url := testURL(b)
+	s, err := Open(ctx, url, Options{Now: func() time.Time { return benchNow }, Schema: freshSchema(b, url)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	tied := func(i, h int, hour int64) pathstats.Counts {
+		if i%5 >= 3 {
+			return benchCounts(i, h, hour)
+		}
+		c := pathstats.Counts{LastSeenMs: hour * 1000}
+		c.Status[1] = 1
+		return c
+	}
+	if err := loadQueryDataOf(ctx, s, queryPaths, queryHours, tied); err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		q    pathstats.PathQuery
+	}{
+		{"middle-page", pathstats.PathQuery{Page: 1000, Limit: 50}},
+		{"tie-middle-page", pathstats.PathQuery{Page: 1401, Limit: 50}},
+		{"proxyId/all-tied-middle-page", pathstats.PathQuery{ProxyID: "proxy-1", Page: 101, Limit: 50}},
+	} {
+		total := queryPaths
+		if bc.q.ProxyID != "" {
+			total = queryPaths / queryProxies
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			ds := make([]time.Duration, 0, 1024)
+			for b.Loop() {
+				start := time.Now()
+				page, err := s.QueryPaths(ctx, bc.q)
+				ds = append(ds, time.Since(start))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := checkPage(page, bc.q, total); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportLatency(b, ds)
+		})
 	}
 }
