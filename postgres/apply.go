@@ -39,7 +39,7 @@ func (s *StatsStore) Apply(ctx context.Context, batches []*pathstats.Batch, dead
 
 // applyTx does the work of Apply inside tx. Locks are taken in one order by
 // every transaction (window state shared, ledger ids sorted, hourly rows,
-// window rows and per-proxy counts each in key order), so concurrent calls
+// window rows and rank buckets each in key order), so concurrent calls
 // wait for each other but never deadlock.
 func applyTx(ctx context.Context, tx pgx.Tx, batches []*pathstats.Batch, dead []pathstats.DeadLetter, now time.Time) (pathstats.ApplyResult, error) {
 	var res pathstats.ApplyResult

@@ -165,7 +165,7 @@ func loadQueryDataOf(ctx context.Context, s *StatsStore, paths, hours int, count
 		if err := recount(ctx, tx); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `ANALYZE path_stats_window; ANALYZE window_counts`)
+		_, err := tx.Exec(ctx, `ANALYZE path_stats_window; ANALYZE window_ranks; ANALYZE window_proxy_ranks`)
 		return err
 	})
 	if err != nil {
@@ -342,7 +342,7 @@ func TestQueryDataConsistent(t *testing.T) {
 			t.Fatal(err)
 		}
 		rows, err := s.pool.Query(ctx, `SELECT proxy_id, paths, (SELECT COUNT(*) FROM path_stats_window WHERE path_fold IS NOT NULL)
-			FROM window_counts ORDER BY proxy_id`)
+			FROM (SELECT proxy_id, SUM(paths) AS paths FROM window_proxy_ranks GROUP BY proxy_id) AS counts ORDER BY proxy_id`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -362,6 +362,9 @@ func TestQueryDataConsistent(t *testing.T) {
 		t.Fatalf("copied window: %d rows from %d", len(copied), copiedStart)
 	}
 	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT `+markWindowWriter); err != nil {
+			return err
+		}
 		return rebuildWindow(ctx, tx, copiedStart)
 	}); err != nil {
 		t.Fatal(err)

@@ -80,7 +80,7 @@ func BenchmarkApply(b *testing.B) {
 // BenchmarkApplyConcurrent applies from three stores on one schema at once
 // (three nodes): each round, every store applies 5,000 deltas of random
 // requests to random paths of 30,000, so the Applies contend on shared
-// window rows, per-proxy counts and rank buckets.
+// window rows and rank buckets.
 func BenchmarkApplyConcurrent(b *testing.B) {
 	const nodes, paths, perRound = 3, 30_000, 5_000
 	ctx := context.Background()

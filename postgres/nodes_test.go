@@ -56,7 +56,7 @@ func TestMigrationsConcurrentOpen(t *testing.T) {
 		t.Errorf("%d migrations recorded, max %d; want %d, max %d", n, maxV, len(ms), ms[len(ms)-1].version)
 	}
 	for _, table := range []string{"path_stats_hourly", "batch_ledger", "dead_letters", "path_stats_window",
-		"window_state", "window_counts", "path_configs", "migration_history"} {
+		"window_state", "window_ranks", "window_proxy_ranks", "path_configs", "migration_history"} {
 		var found bool
 		if err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, schema+"."+table).Scan(&found); err != nil || !found {
 			t.Errorf("table %s: found %v, %v", table, found, err)

@@ -190,7 +190,7 @@ func walkIsCheaper(skip, n, total, rows int) bool {
 // substring of the path (strings.ToLower of both), ProxyID an exact match.
 // Items are in ComparePathItems order; Total counts every matching row. The
 // count and the page are read in one snapshot: the count first (from
-// window_counts without q, by a scan with q), then the page from the nearer
+// the rank histograms without q, by a scan with q), then the page from the nearer
 // end of an index, or, for a q whose matches are too sparse for that walk,
 // by gathering and sorting the matches (countedPageSQL). Without q, a deep
 // page starts its walk at the edge of its requests bucket (rankedPage), so it
@@ -255,9 +255,9 @@ const probeRows = 1000
 // countedRowsSQL is the number of window rows (of proxy $1 when proxy).
 func countedRowsSQL(proxy bool) string {
 	if proxy {
-		return `SELECT coalesce(SUM(paths), 0)::bigint FROM window_counts WHERE proxy_id = $1`
+		return `SELECT coalesce(SUM(paths), 0)::bigint FROM window_proxy_ranks WHERE proxy_id = $1`
 	}
-	return `SELECT coalesce(SUM(paths), 0)::bigint FROM window_counts`
+	return `SELECT coalesce(SUM(paths), 0)::bigint FROM window_ranks`
 }
 
 // walkLooksCheaper estimates, from the share of the top probeRows index
@@ -321,7 +321,7 @@ func proxyCond(q pathstats.PathQuery) string {
 	return " WHERE proxy_id = $1"
 }
 
-// countMatches returns the rows matching q: without q from window_counts,
+// countMatches returns the rows matching q: without q from the histograms,
 // with q by a scan.
 func countMatches(ctx context.Context, tx pgx.Tx, q pathstats.PathQuery, cond string, args []any) (int, error) {
 	count := countedRowsSQL(q.ProxyID != "")

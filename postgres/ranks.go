@@ -12,7 +12,8 @@ import (
 )
 
 // The rank histograms (window_ranks, window_proxy_ranks; migration 0003)
-// count the window rows per requests bucket, in total and per proxy. A page
+// count the window rows per requests bucket, in total and per proxy: their
+// sums are the row counts of the window and of each proxy. A page
 // without q reads them to learn how many rows come before the bucket that
 // holds its first (or after the one that holds its last) row, and walks the
 // index from that bucket's edge: it skips at most the rows of one bucket, not
@@ -123,8 +124,9 @@ func (m *rankMoves) write(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-// recountRanks recomputes both histograms from the window.
-func recountRanks(ctx context.Context, tx pgx.Tx) error {
+// recount recomputes both histograms (and so the row counts) from the
+// window.
+func recount(ctx context.Context, tx pgx.Tx) error {
 	for _, stmt := range []string{
 		`DELETE FROM window_ranks`,
 		`INSERT INTO window_ranks (bucket, paths)

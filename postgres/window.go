@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -117,7 +116,7 @@ func advanceTx(ctx context.Context, tx pgx.Tx, target int64) (int64, error) {
 // start, then stores the folded paths (computed in Go, as the q filter
 // folds).
 func rebuildWindow(ctx context.Context, tx pgx.Tx, start int64) error {
-	if _, err := tx.Exec(ctx, `SELECT `+markWindowWriter+`; DELETE FROM path_stats_window`); err != nil {
+	if _, err := tx.Exec(ctx, `DELETE FROM path_stats_window`); err != nil {
 		return fmt.Errorf("rebuild: clear: %w", err)
 	}
 	if _, err := tx.Exec(ctx, rebuildWindowSQL, start); err != nil {
@@ -157,19 +156,6 @@ func foldWindowPaths(ctx context.Context, tx pgx.Tx) error {
 		return fmt.Errorf("rebuild: fold paths: %w", err)
 	}
 	return nil
-}
-
-// recount recomputes the per-proxy row counts and the rank histograms of
-// the window.
-func recount(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, `DELETE FROM window_counts`); err != nil {
-		return fmt.Errorf("window counts: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO window_counts (proxy_id, paths)
-		SELECT proxy_id, COUNT(*) FROM path_stats_window GROUP BY proxy_id`); err != nil {
-		return fmt.Errorf("window counts: %w", err)
-	}
-	return recountRanks(ctx, tx)
 }
 
 func setWindowStart(ctx context.Context, tx pgx.Tx, start int64) error {
@@ -235,9 +221,8 @@ func windowDeltas(deltas []pathstats.Delta, start int64) []pathstats.Delta {
 	return merged
 }
 
-// upsertWindow adds deltas (from windowDeltas) to the window rows, then adds
-// the rows it inserted to the per-proxy counts (proxies in sorted order) and
-// moves the rows it changed to their new rank buckets.
+// upsertWindow adds deltas (from windowDeltas) to the window rows, then
+// moves the rows it changed (or inserted) to their new rank buckets.
 func upsertWindow(ctx context.Context, tx pgx.Tx, deltas []pathstats.Delta) error {
 	if len(deltas) == 0 {
 		return nil
@@ -250,15 +235,11 @@ func upsertWindow(ctx context.Context, tx pgx.Tx, deltas []pathstats.Delta) erro
 	if err != nil {
 		return fmt.Errorf("upsert window: %w", err)
 	}
-	added := map[string]int64{}
 	var moves rankMoves
 	var path, proxy string
 	var requests int64
 	var inserted bool
 	_, err = pgx.ForEachRow(rows, []any{&path, &proxy, &requests, &inserted}, func() error {
-		if inserted {
-			added[proxy]++
-		}
 		i, found := slices.BinarySearchFunc(deltas, pathstats.Key{Path: path, ProxyID: proxy}, compareWindowKey)
 		if !found {
 			return fmt.Errorf("row %q of proxy %q was not in the batch", path, proxy)
@@ -269,9 +250,6 @@ func upsertWindow(ctx context.Context, tx pgx.Tx, deltas []pathstats.Delta) erro
 	if err != nil {
 		return fmt.Errorf("upsert window: %w", err)
 	}
-	if err := addWindowCounts(ctx, tx, added); err != nil {
-		return err
-	}
 	return moves.write(ctx, tx)
 }
 
@@ -279,24 +257,4 @@ func upsertWindow(ctx context.Context, tx pgx.Tx, deltas []pathstats.Delta) erro
 // sorts them.
 func compareWindowKey(d pathstats.Delta, k pathstats.Key) int {
 	return cmp.Or(strings.Compare(d.Path, k.Path), strings.Compare(d.ProxyID, k.ProxyID))
-}
-
-// addWindowCounts adds the rows inserted per proxy to window_counts, proxies
-// in sorted order.
-func addWindowCounts(ctx context.Context, tx pgx.Tx, added map[string]int64) error {
-	if len(added) == 0 {
-		return nil
-	}
-	proxies := slices.Sorted(maps.Keys(added))
-	counts := make([]int64, len(proxies))
-	for i, p := range proxies {
-		counts[i] = added[p]
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO window_counts (proxy_id, paths)
-		SELECT * FROM unnest($1::text[], $2::bigint[])
-		ON CONFLICT (proxy_id) DO UPDATE SET paths = window_counts.paths + excluded.paths`,
-		proxies, counts); err != nil {
-		return fmt.Errorf("upsert window counts: %w", err)
-	}
-	return nil
 }

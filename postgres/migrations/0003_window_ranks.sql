@@ -31,6 +31,9 @@ INSERT INTO window_ranks (bucket, paths)
 INSERT INTO window_proxy_ranks (proxy_id, bucket, paths)
     SELECT proxy_id, window_rank_bucket(requests), COUNT(*) FROM path_stats_window GROUP BY 1, 2;
 
+-- The histograms' sums are the row counts of the window and of each proxy.
+DROP TABLE window_counts;
+
 -- Only a pathstats that keeps the histograms may change the window: its
 -- writes set pathstats.window_writer (SET LOCAL) to 3 or more. A node of an
 -- older release, still running while its neighbours are upgraded, has its
