@@ -11,6 +11,30 @@ type RowScanner interface {
 	Scan(dest ...any) error
 }
 
+// Rows is a SQL result set of either driver, positioned by Next.
+type Rows interface {
+	RowScanner
+	Next() bool
+	Err() error
+}
+
+// collectRows reads every row of rows with scan (never nil); an error of the
+// result set is wrapped with what.
+func collectRows[T any](rows Rows, what string, scan func(RowScanner) (T, error)) ([]T, error) {
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
+
 // CounterDests returns scan destinations for the stored status and latency
 // columns of c (in that order), then LastSeenMs: the column order both SQL
 // backends store counters in.
@@ -25,10 +49,17 @@ func CounterDests(c *Counts) []any {
 	return append(dests, &c.LastSeenMs)
 }
 
-// ScanHourlyRow reads one row of an hour as the SQL backends select it for
+// ScanHourRows reads every row of one hour as the SQL backends select it for
 // the archive: path, proxy_id, the counters (CounterDests), updated_at
 // (unix seconds).
-func ScanHourlyRow(row RowScanner, hour int64) (HourlyRow, error) {
+func ScanHourRows(rows Rows, hour int64) ([]HourlyRow, error) {
+	return collectRows(rows, fmt.Sprintf("hour rows %d", hour), func(r RowScanner) (HourlyRow, error) {
+		return scanHourlyRow(r, hour)
+	})
+}
+
+// scanHourlyRow reads one row of ScanHourRows.
+func scanHourlyRow(row RowScanner, hour int64) (HourlyRow, error) {
 	r := HourlyRow{Key: Key{Hour: hour}}
 	var updated int64
 	dests := append([]any{&r.Path, &r.ProxyID}, CounterDests(&r.Counts)...)
@@ -39,9 +70,14 @@ func ScanHourlyRow(row RowScanner, hour int64) (HourlyRow, error) {
 	return r, nil
 }
 
-// ScanConfigChange reads one migration history row: id, at (unix ms), actor,
-// source, reason, before and after (JSON).
-func ScanConfigChange(row RowScanner) (ConfigChange, error) {
+// ScanConfigChanges reads every migration history row of rows: id, at
+// (unix ms), actor, source, reason, before and after (JSON).
+func ScanConfigChanges(rows Rows) ([]ConfigChange, error) {
+	return collectRows(rows, "config changes", scanConfigChange)
+}
+
+// scanConfigChange reads one row of ScanConfigChanges.
+func scanConfigChange(row RowScanner) (ConfigChange, error) {
 	var c ConfigChange
 	var atMs int64
 	var before, after string

@@ -81,18 +81,7 @@ func (s *StatsStore) HourRows(ctx context.Context, hour int64) ([]pathstats.Hour
 		return nil, fmt.Errorf("hour rows %d: %w", hour, err)
 	}
 	defer rows.Close()
-	var out []pathstats.HourlyRow
-	for rows.Next() {
-		r, err := pathstats.ScanHourlyRow(rows, hour)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("hour rows %d: %w", hour, err)
-	}
-	return out, nil
+	return pathstats.ScanHourRows(rows, hour)
 }
 
 // LedgerHas reports whether id (a batch or part id) is in the ledger.

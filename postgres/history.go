@@ -54,15 +54,9 @@ func (s *StatsStore) ConfigChanges(ctx context.Context, before int64, limit int)
 		return nil, 0, fmt.Errorf("config changes: %w", err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		c, err := pathstats.ScanConfigChange(rows)
-		if err != nil {
-			return nil, 0, err
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("config changes: %w", err)
+	out, err = pathstats.ScanConfigChanges(rows)
+	if err != nil {
+		return nil, 0, err
 	}
 	return out, total, nil
 }
