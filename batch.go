@@ -41,6 +41,13 @@ type Batch struct {
 	Deltas    []Delta `json:"deltas"`
 }
 
+// BatchObserver is told of every batch the queue accepted, once, after the
+// acceptance (the legacy system's dual write). ObserveBatch must not block;
+// it may keep the batch, which the caller no longer modifies.
+type BatchObserver interface {
+	ObserveBatch(b *Batch)
+}
+
 // Events is the number of events the batch carries.
 func (b *Batch) Events() int64 {
 	var n int64

@@ -15,6 +15,7 @@ const (
 	ENotFound             = "NOT_FOUND"
 	EMethodNotAllowed     = "METHOD_NOT_ALLOWED"
 	EConflict             = "CONFLICT"
+	EIdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED"
 	EGone                 = "GONE"
 	EPreconditionFailed   = "PRECONDITION_FAILED"
 	EPayloadTooLarge      = "PAYLOAD_TOO_LARGE"
@@ -31,6 +32,7 @@ var codeStatus = map[string]int{
 	ENotFound:             http.StatusNotFound,
 	EMethodNotAllowed:     http.StatusMethodNotAllowed,
 	EConflict:             http.StatusConflict,
+	EIdempotencyKeyReused: http.StatusUnprocessableEntity,
 	EGone:                 http.StatusGone,
 	EPreconditionFailed:   http.StatusPreconditionFailed,
 	EPayloadTooLarge:      http.StatusRequestEntityTooLarge,

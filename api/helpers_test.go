@@ -70,10 +70,13 @@ func (q *memQueue) ids() []string {
 // hourBuilder aggregates per (path, proxyId, hour) without normalising.
 type hourBuilder struct{}
 
-func (hourBuilder) BuildBatches(baseID string, events []pathstats.Event) []*pathstats.Batch {
+func (hourBuilder) BuildBatches(baseID string, events []pathstats.Event, now time.Time) []*pathstats.Batch {
 	idx := make(map[pathstats.Key]int)
 	var deltas []pathstats.Delta
 	for _, e := range events {
+		if e.Time.IsZero() {
+			e.Time = now
+		}
 		k := pathstats.Key{Hour: pathstats.HourBucket(e.Time), Path: e.Path, ProxyID: e.ProxyID}
 		i, ok := idx[k]
 		if !ok {

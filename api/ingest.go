@@ -28,9 +28,10 @@ const maxIdempotencyKey = 200
 type BatchBuilder interface {
 	// BuildBatches normalises paths, applies the cardinality guard,
 	// aggregates per (path, proxyId, hour) and splits the result into batches
-	// whose ids derive deterministically from baseID. It must not keep
-	// events after it returns: the slice is reused.
-	BuildBatches(baseID string, events []pathstats.Event) []*pathstats.Batch
+	// whose ids derive deterministically from baseID and the events as sent.
+	// Events with a zero Time happened at now. It must not keep events after
+	// it returns: the slice is reused.
+	BuildBatches(baseID string, events []pathstats.Event, now time.Time) []*pathstats.Batch
 }
 
 // Publisher stores a message durably under msgID (pathstats.Queue does).
@@ -41,8 +42,15 @@ type Publisher interface {
 // Ingest serves POST /api/v1/events: it validates a whole request, builds
 // its batches and answers 202 only once every batch is enqueued.
 type Ingest struct {
-	Builder   BatchBuilder
-	Queue     Publisher
+	Builder BatchBuilder
+	Queue   Publisher
+	// Keys binds each Idempotency-Key to the digest of its body (see
+	// IdempotencyTTL); it must expire entries no sooner than that. Without
+	// it a key only deduplicates through its batch ids.
+	Keys pathstats.KV
+	// Observer is told of the batches of every request the queue accepted,
+	// once per request (not for a duplicate): the legacy dual write.
+	Observer  pathstats.BatchObserver
 	Retention time.Duration // oldest event age accepted; DefaultRetention when 0
 	Now       func() time.Time
 	Logger    *slog.Logger
@@ -52,10 +60,13 @@ type Ingest struct {
 	PublishTimeout time.Duration
 }
 
-// IngestResult is the data of a 202 answer.
+// IngestResult is the data of a 202 answer. Duplicate is true when the
+// request repeats an accepted one (same Idempotency-Key, same body): nothing
+// was counted again.
 type IngestResult struct {
-	Accepted int    `json:"accepted"`
-	BatchID  string `json:"batchId"`
+	Accepted  int    `json:"accepted"`
+	BatchID   string `json:"batchId"`
+	Duplicate bool   `json:"duplicate"`
 }
 
 var (
@@ -88,45 +99,122 @@ func (h *Ingest) serve(w http.ResponseWriter, r *http.Request) (res IngestResult
 	if err != nil {
 		return res, 0, err
 	}
-	baseID, err := batchBaseID(r.Header)
+	key, err := idempotencyKey(r.Header)
 	if err != nil {
 		return res, 0, err
 	}
 	d := decoderPool.Get().(*decoder)
 	defer decoderPool.Put(d)
-	d.reset(h.now(), h.Retention)
-	if err := h.decode(w, r, d, ndjson); err != nil {
+	now := h.now()
+	d.reset(now, h.Retention)
+	digest, err := h.decode(w, r, d, ndjson)
+	if err != nil {
+		if key != "" && digest != "" {
+			return h.rejected(r.Context(), key, digest, d.n, err)
+		}
 		return res, d.n, err
 	}
-	batches := h.Builder.BuildBatches(baseID, d.events)
-	if err := h.publish(r.Context(), batches); err != nil {
-		return res, d.n, err
+	if key == "" {
+		return h.accept(r.Context(), randomBaseID(), d.events, now)
 	}
-	return IngestResult{Accepted: len(d.events), BatchID: baseID}, 0, nil
+	return h.acceptKeyed(r.Context(), key, digest, d.events, now)
+}
+
+// accept publishes the batches of events and tells the observer.
+func (h *Ingest) accept(ctx context.Context, baseID string, events []pathstats.Event, now time.Time) (IngestResult, int, error) {
+	batches := h.Builder.BuildBatches(baseID, events, now)
+	if err := h.publish(ctx, batches); err != nil {
+		return IngestResult{}, len(events), err
+	}
+	h.observe(batches)
+	return IngestResult{Accepted: len(events), BatchID: baseID}, 0, nil
+}
+
+// acceptKeyed accepts a request under an Idempotency-Key: the key is bound
+// to the body's digest before anything is published, and the observer is
+// told only by the attempt that completes the key.
+func (h *Ingest) acceptKeyed(ctx context.Context, key, digest string, events []pathstats.Event, now time.Time) (IngestResult, int, error) {
+	base := keyedBaseID(key, digest)
+	if h.Keys == nil {
+		return h.accept(ctx, base, events, now)
+	}
+	claim, err := h.claimKey(ctx, key, digest, len(events))
+	if err != nil {
+		return IngestResult{}, len(events), err
+	}
+	if claim.done {
+		return IngestResult{Accepted: claim.rec.Accepted, BatchID: base, Duplicate: true}, 0, nil
+	}
+	batches := h.Builder.BuildBatches(base, events, now)
+	if err := h.publish(ctx, batches); err != nil {
+		return IngestResult{}, len(events), err
+	}
+	first, err := h.completeKey(ctx, key, claim)
+	switch {
+	case err != nil:
+		// Every batch is enqueued: the request is accepted. A retry finds
+		// the key pending and publishes duplicates, which the ledger skips.
+		h.logger().Warn("ingest: could not mark idempotency key done", "err", err)
+		h.observe(batches)
+	case first:
+		h.observe(batches)
+	}
+	return IngestResult{Accepted: len(events), BatchID: base, Duplicate: !first && err == nil}, 0, nil
+}
+
+// rejected answers an invalid body sent under a key: the original answer
+// when it repeats an accepted request (events may have aged out of the
+// accepted time range since), 422 when the key is bound to another body,
+// else the validation error.
+func (h *Ingest) rejected(ctx context.Context, key, digest string, decoded int, verr error) (IngestResult, int, error) {
+	if h.Keys == nil {
+		return IngestResult{}, decoded, verr
+	}
+	rec, _, err := h.loadKey(ctx, key)
+	switch {
+	case err != nil:
+		return IngestResult{}, decoded, verr
+	case rec.Digest != digest:
+		return IngestResult{}, decoded, errKeyReused
+	case rec.Done:
+		return IngestResult{Accepted: rec.Accepted, BatchID: keyedBaseID(key, digest), Duplicate: true}, 0, nil
+	}
+	return IngestResult{}, decoded, verr
+}
+
+func (h *Ingest) observe(batches []*pathstats.Batch) {
+	if h.Observer == nil {
+		return
+	}
+	for _, b := range batches {
+		h.Observer.ObserveBatch(b)
+	}
 }
 
 // decode reads the body into d and checks it holds at least one event and
-// no invalid one.
-func (h *Ingest) decode(w http.ResponseWriter, r *http.Request, d *decoder, ndjson bool) error {
+// no invalid one. It returns the body's digest (empty when the body could
+// not be read whole).
+func (h *Ingest) decode(w http.ResponseWriter, r *http.Request, d *decoder, ndjson bool) (digest string, err error) {
 	buf, err := readBody(w, r)
 	if err != nil {
-		return err
+		return "", err
 	}
+	digest = bodyDigest(buf.Bytes())
 	err = d.decode(buf.Bytes(), ndjson)
 	if buf.Cap() <= 2*MaxBodyBytes {
 		bodyPool.Put(buf)
 	}
 	switch {
 	case errors.Is(err, errTooManyEvents):
-		return pathstats.Errorf(pathstats.EPayloadTooLarge, "more than %d events in one request", MaxEvents)
+		return digest, pathstats.Errorf(pathstats.EPayloadTooLarge, "more than %d events in one request", MaxEvents)
 	case err != nil:
-		return err
+		return digest, err
 	case d.probs.total > 0:
-		return d.invalidError()
+		return digest, d.invalidError()
 	case d.n == 0:
-		return pathstats.Errorf(pathstats.EInvalidBody, "no events in the body")
+		return digest, pathstats.Errorf(pathstats.EInvalidBody, "no events in the body")
 	}
-	return nil
+	return digest, nil
 }
 
 // readBody reads the request body, at most MaxBodyBytes, into a pooled buffer.
@@ -218,24 +306,40 @@ func bodyFormat(h http.Header) (ndjson bool, err error) {
 	return false, unsupported
 }
 
-// batchBaseID derives the base batch id: from the Idempotency-Key when given
-// (so retries produce the same ids), else random.
-func batchBaseID(h http.Header) (string, error) {
+// idempotencyKey returns the request's Idempotency-Key, "" when it has none.
+func idempotencyKey(h http.Header) (string, error) {
 	keys := h.Values("Idempotency-Key")
 	switch len(keys) {
 	case 0:
-		var b [16]byte
-		_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go >= 1.24)
-		return "rq:" + hex.EncodeToString(b[:]), nil
+		return "", nil
 	case 1:
 		if !validIdempotencyKey(keys[0]) {
 			return "", pathstats.Errorf(pathstats.EInvalidParameter,
 				"Idempotency-Key must be 1 to %d printable ASCII characters", maxIdempotencyKey)
 		}
-		sum := sha256.Sum256([]byte(keys[0]))
-		return "ik:" + hex.EncodeToString(sum[:])[:32], nil
+		return keys[0], nil
 	}
 	return "", pathstats.Errorf(pathstats.EInvalidParameter, "only one Idempotency-Key header is allowed")
+}
+
+// randomBaseID is the base batch id of a request without a key.
+func randomBaseID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go >= 1.24)
+	return "rq:" + hex.EncodeToString(b[:])
+}
+
+// keyedBaseID derives the base batch id from the key and the body's digest,
+// so a retry reproduces it and another body never shares its batch ids.
+func keyedBaseID(key, digest string) string {
+	sum := sha256.Sum256([]byte(key + "\n" + digest))
+	return "ik:" + hex.EncodeToString(sum[:])[:32]
+}
+
+// bodyDigest is the hex SHA-256 of a request body.
+func bodyDigest(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
 }
 
 func validIdempotencyKey(k string) bool {

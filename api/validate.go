@@ -75,7 +75,7 @@ func (c *checker) timestamp(v rawValue, out *time.Time) string {
 	const reason = "must be an RFC 3339 string or unix milliseconds"
 	switch v.kind {
 	case kindAbsent, kindNull:
-		*out = c.now
+		*out = time.Time{} // the request's time: the batch builder's now
 		return ""
 	case kindString:
 		var t time.Time

@@ -11,16 +11,28 @@ import (
 	"github.com/pathstats/pathstats"
 )
 
-// msg is one mailbox message: an increment, or a request marker (status
-// reqMarker, atMs the request's id in System.reqs). It holds no pointer, so
-// a mailbox is one allocation that the GC does not scan.
+// msg is one mailbox message: an increment (requests >= 1 responses to the
+// actor's path within one hour), or a request marker (requests 0, atMs the
+// request's id in System.reqs). It holds no pointer, so a mailbox is one
+// allocation that the GC does not scan.
 type msg struct {
-	atMs   int64 // increment: event time, unix ms; marker: request id
-	status int32 // increment: HTTP status; marker: reqMarker
-	proxy  uint32
+	atMs         int64  // increment: latest response, unix ms; marker: request id
+	requests     uint32 // increment: responses; marker: 0
+	errors       uint32 // 5xx
+	clientErrors uint32 // 4xx
+	proxy        uint32
 }
 
-const reqMarker = -1
+// marker reports whether m is a request marker.
+func (m msg) marker() bool { return m.requests == 0 }
+
+// markerMsg is the mailbox message of request id.
+func markerMsg(id uint64) msg { return msg{atMs: int64(id)} }
+
+// increment is the counts m carries.
+func (m msg) increment() increment {
+	return increment{atMs: m.atMs, requests: int64(m.requests), errors: int64(m.errors), clientErrors: int64(m.clientErrors)}
+}
 
 type reqKind uint8
 
@@ -94,9 +106,11 @@ type actor struct {
 // errAsleep says the actor has no mailbox: it is asleep or deleted.
 var errAsleep = errors.New("actor asleep")
 
-// post sends an increment without blocking. It returns false when the actor
-// is asleep (the caller wakes it); a full mailbox drops and counts.
-func (s *System) post(a *actor, m msg) bool {
+// post sends an increment. It returns false when the actor is asleep (the
+// caller wakes it). A full mailbox drops the increment and counts it, unless
+// wait is set: then post rings the actor and waits for room (the actor, or
+// its retirement, always drains the mailbox).
+func (s *System) post(a *actor, m msg, wait bool) bool {
 	a.inflight.Add(1)
 	mb := a.mbox.Load()
 	if mb == nil {
@@ -105,16 +119,21 @@ func (s *System) post(a *actor, m msg) bool {
 	}
 	select {
 	case *mb <- m:
-		a.inflight.Add(-1)
-		if !a.dirty.Load() {
-			s.markDirty(a)
-		}
-		if a.parked.Load() {
-			s.ringer.schedule(a)
-		}
 	default:
-		a.inflight.Add(-1)
-		s.dropped.Add(1)
+		if !wait {
+			a.inflight.Add(-1)
+			s.dropped.Add(int64(m.requests))
+			return true
+		}
+		a.ring()
+		*mb <- m
+	}
+	a.inflight.Add(-1)
+	if !a.dirty.Load() {
+		s.markDirty(a)
+	}
+	if a.parked.Load() {
+		s.ringer.schedule(a)
 	}
 	return true
 }
@@ -132,7 +151,7 @@ func (s *System) ask(ctx context.Context, a *actor, r *request) error {
 	id := s.reqSeq.Add(1)
 	s.reqs.Store(id, r)
 	select {
-	case *mb <- msg{atMs: int64(id), status: reqMarker}:
+	case *mb <- markerMsg(id):
 		a.inflight.Add(-1)
 	case <-ctx.Done():
 		a.inflight.Add(-1)
@@ -156,7 +175,7 @@ func (s *System) tryAsk(a *actor, r *request) {
 		id := s.reqSeq.Add(1)
 		s.reqs.Store(id, r)
 		select {
-		case *mb <- msg{atMs: int64(id), status: reqMarker}:
+		case *mb <- markerMsg(id):
 			a.ring()
 		default:
 			s.reqs.Delete(id)
@@ -243,7 +262,7 @@ func (s *System) run(a *actor, mb chan msg) {
 // handle handles one message; true when the actor went to sleep or stopped.
 func (s *System) handle(a *actor, mb chan msg, m msg) bool {
 	a.ops.Add(1)
-	if m.status != reqMarker {
+	if !m.marker() {
 		s.apply(a, m)
 		return false
 	}
@@ -265,7 +284,7 @@ func (s *System) handle(a *actor, mb chan msg, m msg) bool {
 
 // apply counts one increment.
 func (s *System) apply(a *actor, m msg) {
-	a.st.add(s.proxyName(m.proxy), int(m.status), m.atMs, s.cutoff)
+	a.st.add(s.proxyName(m.proxy), m.increment(), s.cutoff)
 }
 
 // cutoff is the oldest hour bucket kept.
@@ -298,7 +317,7 @@ func (s *System) retire(a *actor, mb chan msg, gone bool, r *request) {
 		for {
 			select {
 			case m := <-mb:
-				if m.status != reqMarker {
+				if !m.marker() {
 					s.apply(a, m)
 					continue
 				}

@@ -66,7 +66,7 @@ func (s *System) Export(ctx context.Context, w io.Writer, format string, progres
 	if err := s.usable(); err != nil {
 		return err
 	}
-	if err := s.Flush(ctx); err != nil {
+	if err := s.settle(ctx); err != nil {
 		return err
 	}
 	return s.stream(ctx, w, format, progress)

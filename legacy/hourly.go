@@ -16,7 +16,7 @@ func (s *System) EachPathHourly(ctx context.Context, fromHour int64, fn func(pat
 	if err := s.usable(); err != nil {
 		return err
 	}
-	if err := s.Flush(ctx); err != nil {
+	if err := s.settle(ctx); err != nil {
 		return err
 	}
 	tx, err := s.store.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})

@@ -22,7 +22,10 @@ func (s *System) registerMetrics() error {
 			func() float64 { return float64(f()) })
 	}
 	cs := []prometheus.Collector{
-		counter("dropped_total", "Increments dropped because an actor's mailbox was full.", s.dropped.Load),
+		counter("dropped_total", "Events dropped: by a full actor mailbox (single observations) or a full dual-write feed.", s.dropped.Load),
+		counter("feed_dropped_batches_total", "Accepted batches the dual write dropped because its feed was full (their events are in dropped_total).", s.feed.dropped.Load),
+		counter("feed_deltas_total", "Deltas of accepted batches delivered to actors.", s.feed.delivered.Load),
+		gauge("feed_queued_batches", "Accepted batches waiting for delivery to actors.", func() int64 { return s.feed.queued.Load() - s.feed.done.Load() }),
 		counter("flushes_total", "Write-behind flushes committed.", s.flushes.Load),
 		counter("flush_errors_total", "Write-behind flushes that failed (retried on the next flush).", s.flushErrors.Load),
 		counter("wakes_total", "Actor goroutines started (first use or wake from sleep).", s.wakes.Load),

@@ -41,41 +41,59 @@ type state struct {
 	hourly       []hourCount
 }
 
-// add counts one response. cutoff returns the oldest hour bucket kept; it is
-// called only when a new hour appears, so the clock is read rarely.
-func (st *state) add(proxyID string, status int, atMs int64, cutoff func() int64) {
+// add counts an increment of requests responses, errors of them 5xx and
+// clientErrors 4xx, the latest at atMs (its hour is the increment's hour).
+// cutoff returns the oldest hour bucket kept; it is called only when a new
+// hour appears, so the clock is read rarely.
+func (st *state) add(proxyID string, inc increment, cutoff func() int64) {
 	st.proxyID = proxyID
-	st.requests++
-	var e, c int64
-	switch pathstats.StatusClass(status) {
-	case 4:
-		e = 1
-	case 3:
-		c = 1
+	st.requests += inc.requests
+	st.errors += inc.errors
+	st.clientErrors += inc.clientErrors
+	if inc.atMs > st.lastAccessed {
+		st.lastAccessed = inc.atMs
 	}
-	st.errors += e
-	st.clientErrors += c
-	if atMs > st.lastAccessed {
-		st.lastAccessed = atMs
-	}
-	hour := hourOfMs(atMs)
+	hour := hourOfMs(inc.atMs)
 	if n := len(st.hourly); n > 0 && st.hourly[n-1].hour == hour {
-		h := &st.hourly[n-1]
-		h.requests, h.errors, h.clientErrors = h.requests+1, h.errors+e, h.clientErrors+c
+		st.hourly[n-1].addInc(inc)
 		return
 	}
 	i, found := slices.BinarySearchFunc(st.hourly, hour, func(h hourCount, t int64) int { return cmpInt(h.hour, t) })
 	if found {
-		h := &st.hourly[i]
-		h.requests, h.errors, h.clientErrors = h.requests+1, h.errors+e, h.clientErrors+c
+		st.hourly[i].addInc(inc)
 		return
 	}
 	oldest := cutoff()
 	if hour < oldest {
 		return // counted in the totals only
 	}
-	st.hourly = slices.Insert(st.hourly, i, hourCount{hour: hour, requests: 1, errors: e, clientErrors: c})
+	st.hourly = slices.Insert(st.hourly, i, hourCount{hour: hour})
+	st.hourly[i].addInc(inc)
 	st.prune(oldest)
+}
+
+// increment is a count of responses to one path within one hour.
+type increment struct {
+	atMs                           int64 // latest response, unix ms
+	requests, errors, clientErrors int64
+}
+
+// incrementOf is one response.
+func incrementOf(status int, atMs int64) increment {
+	inc := increment{atMs: atMs, requests: 1}
+	switch pathstats.StatusClass(status) {
+	case 4:
+		inc.errors = 1
+	case 3:
+		inc.clientErrors = 1
+	}
+	return inc
+}
+
+func (h *hourCount) addInc(inc increment) {
+	h.requests += inc.requests
+	h.errors += inc.errors
+	h.clientErrors += inc.clientErrors
 }
 
 // prune drops hours older than oldest.

@@ -74,6 +74,7 @@ type System struct {
 	proxies atomic.Pointer[proxyTable]
 	dropped atomic.Int64
 	ringer  ringer
+	feed    feed
 
 	reqs   sync.Map // request id -> *request, for mailbox markers
 	reqSeq atomic.Uint64
@@ -133,6 +134,7 @@ func Open(ctx context.Context, cfg Config) (*System, error) {
 		quit:   make(chan struct{}),
 		ringer: ringer{kick: make(chan struct{}, 1)},
 	}
+	s.feed.ch = make(chan *pathstats.Batch, FeedBatches)
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.proxies.Store(&proxyTable{index: map[string]uint32{}})
 	s.index.Store(newPathIndex(0))
@@ -145,7 +147,8 @@ func Open(ctx context.Context, cfg Config) (*System, error) {
 		return nil, err
 	}
 	if !s.decom.Load() {
-		s.bgWG.Add(3)
+		s.bgWG.Add(4)
+		go s.feedLoop()
 		go s.flushLoop()
 		go s.reapLoop()
 		go s.ringLoop()
@@ -176,24 +179,35 @@ func (s *System) load(ctx context.Context) error {
 	return nil
 }
 
-// Observe counts one response for path (the recorder's dual-write tee). It
-// never blocks: a full mailbox drops the increment and counts it. It does
-// nothing after Close or Decommission. latency is not kept by the legacy
-// system. A new path's string is kept as given, so it must not be backed by
-// a buffer the caller reuses (the recorder's paths are long-lived).
+// Observe counts one response for path. It never blocks: a full mailbox
+// drops the increment and counts it. It does nothing after Close or
+// Decommission. latency is not kept by the legacy system. A new path's
+// string is kept as given, so it must not be backed by a buffer the caller
+// reuses. The pipeline feeds the system through ObserveBatch instead.
 func (s *System) Observe(proxyID, path string, status int, _ time.Duration, at time.Time) {
 	if s.state.Load() != stateActive {
 		return
 	}
-	m := msg{atMs: at.UnixMilli(), status: int32(status), proxy: s.proxyIndex(proxyID)}
-	if a := s.index.Load().find(maphash.String(s.seed, path), path); a != nil && s.post(a, m) {
+	s.deliver(path, s.msgOf(proxyID, incrementOf(status, at.UnixMilli())), false)
+}
+
+// msgOf is the mailbox message of an increment that fits in uint32 counts.
+func (s *System) msgOf(proxyID string, inc increment) msg {
+	return msg{atMs: inc.atMs, requests: uint32(inc.requests), errors: uint32(inc.errors),
+		clientErrors: uint32(inc.clientErrors), proxy: s.proxyIndex(proxyID)}
+}
+
+// deliver posts m to the actor of path, creating or waking it. With wait it
+// waits for room in a full mailbox; else a full mailbox drops m, counted.
+func (s *System) deliver(path string, m msg, wait bool) {
+	if a := s.index.Load().find(maphash.String(s.seed, path), path); a != nil && s.post(a, m, wait) {
 		return
 	}
-	s.observeSlow(path, m)
+	s.observeSlow(path, m, wait)
 }
 
 // observeSlow handles a new path or a sleeping actor.
-func (s *System) observeSlow(path string, m msg) {
+func (s *System) observeSlow(path string, m msg, wait bool) {
 	for range 4 {
 		a := s.index.Load().find(maphash.String(s.seed, path), path)
 		if a == nil || a.gone.Load() {
@@ -201,14 +215,14 @@ func (s *System) observeSlow(path string, m msg) {
 				return // not active any more
 			}
 		}
-		if s.wake(a) && s.post(a, m) {
+		if s.wake(a) && s.post(a, m, wait) {
 			return
 		}
 		if s.state.Load() != stateActive {
 			return
 		}
 	}
-	s.dropped.Add(1)
+	s.dropped.Add(int64(m.requests))
 }
 
 // actorFor returns the live actor of path, creating it; nil when the system
@@ -295,6 +309,7 @@ func (s *System) Close(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	errFeed := s.syncFeed(ctx) // deliver what the pipeline accepted
 	s.state.Store(stateClosed)
 	s.stopBackground()
 	errSleep := s.sleepAll(ctx)
@@ -303,7 +318,7 @@ func (s *System) Close(ctx context.Context) error {
 	errWait := waitCtx(ctx, &s.actorsWG)
 	s.unregisterMetrics()
 	errClose := s.store.close()
-	if err := errors.Join(errSleep, errFlush, errWait, errClose); err != nil {
+	if err := errors.Join(errFeed, errSleep, errFlush, errWait, errClose); err != nil {
 		return fmt.Errorf("close legacy system: %w", err)
 	}
 	return nil

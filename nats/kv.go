@@ -45,6 +45,9 @@ type KVConfig struct {
 	// CompactInterval is how often delete markers older than 15 minutes are
 	// removed (default 10m; negative disables).
 	CompactInterval time.Duration
+	// TTL, when set, expires every value that long after its last write
+	// (the bucket's max age); 0 keeps values until deleted.
+	TTL time.Duration
 }
 
 func (c KVConfig) withDefaults() (KVConfig, error) {
@@ -133,6 +136,7 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg KVConfig) (je
 		History:      uint8(cfg.History),
 		MaxValueSize: cfg.MaxValueSize,
 		Storage:      jetstream.FileStorage,
+		TTL:          cfg.TTL,
 	}
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {

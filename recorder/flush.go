@@ -63,11 +63,10 @@ func (q *pendingQueue) pop() {
 // pending batches until ctx ends. Call Close afterwards to flush what is left.
 func (r *Recorder) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wake := make(chan struct{}, 1)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		r.publishLoop(ctx, wake)
+		r.publishLoop(ctx, r.wake)
 	}()
 	tick := time.NewTicker(r.cfg.FlushInterval)
 	defer tick.Stop()
@@ -79,17 +78,13 @@ func (r *Recorder) Run(ctx context.Context) {
 		case <-tick.C:
 		case <-r.kick:
 		}
-		if r.Flush() > 0 {
-			select {
-			case wake <- struct{}{}:
-			default:
-			}
-		}
+		r.Flush()
 	}
 }
 
-// Flush moves all counters into pending batches and returns how many batches
-// it built. Batches beyond the pending bound are dropped and counted.
+// Flush moves all counters into pending batches, wakes the publisher and
+// returns how many batches it built. Batches beyond the pending bound are
+// dropped and counted.
 func (r *Recorder) Flush() int {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
@@ -115,6 +110,10 @@ func (r *Recorder) Flush() int {
 	if dropped := r.pending.push(batches, r.cfg.MaxPendingDeltas); dropped > 0 {
 		r.stats.DroppedEvents.Add(dropped)
 		r.cfg.Logger.Warn("recorder buffer full, dropping events", "dropped", dropped)
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
 	}
 	return len(batches)
 }
@@ -156,6 +155,9 @@ func (r *Recorder) publishPending(ctx context.Context) error {
 		}
 		if err := r.publish(ctx, b); err != nil {
 			return err
+		}
+		for _, o := range r.observers {
+			o.ObserveBatch(b)
 		}
 		r.pending.pop()
 	}

@@ -88,20 +88,15 @@ type Recorder struct {
 
 	dirtyKeys atomic.Int64
 	kick      chan struct{}
+	wake      chan struct{} // pending batches to publish
 
 	flushMu sync.Mutex // one flush at a time
 	seq     atomic.Uint64
 	prefix  string
 	pending pendingQueue
 
-	stats Stats
-	tees  []Tee
-}
-
-// Tee receives every recorded response after normalisation (the legacy
-// system's dual write). It must not block.
-type Tee interface {
-	Observe(proxyID, path string, status int, latency time.Duration, at time.Time)
+	stats     Stats
+	observers []pathstats.BatchObserver
 }
 
 // Stats are the recorder's counters, read by metrics.
@@ -124,6 +119,7 @@ func New(cfg Config, pub Publisher) *Recorder {
 		cfg:    cfg,
 		pub:    pub,
 		kick:   make(chan struct{}, 1),
+		wake:   make(chan struct{}, 1),
 		prefix: fmt.Sprintf("%s-%x", cfg.Node, time.Now().UnixNano()),
 	}
 	r.maxLen = cfg.Normalizer.MaxLength
@@ -138,8 +134,10 @@ func New(cfg Config, pub Publisher) *Recorder {
 	return r
 }
 
-// AddTee registers a tee; call before recording starts.
-func (r *Recorder) AddTee(t Tee) { r.tees = append(r.tees, t) }
+// AddObserver registers an observer of the batches the queue accepted (the
+// legacy dual write); call before recording starts. Batches built by
+// BuildBatches are published by the caller, which tells its own observers.
+func (r *Recorder) AddObserver(o pathstats.BatchObserver) { r.observers = append(r.observers, o) }
 
 // Stats exposes the recorder's counters.
 func (r *Recorder) Stats() *Stats { return &r.stats }
@@ -163,9 +161,6 @@ func (r *Recorder) Record(proxyID, path string, status int, latency time.Duratio
 		if r.dirtyKeys.Add(1) == int64(r.cfg.FlushKeys) {
 			r.Kick()
 		}
-	}
-	for _, tee := range r.tees {
-		tee.Observe(t.proxyID, e.path, status, latency, at)
 	}
 }
 
@@ -260,9 +255,69 @@ func (r *Recorder) Kick() {
 }
 
 // BuildBatches normalises and aggregates ingested events into batches with
-// ids derived from baseID (so retries reproduce them). The guard applies as
-// for recorded traffic; tees see every event.
-func (r *Recorder) BuildBatches(baseID string, events []pathstats.Event) []*pathstats.Batch {
+// ids derived from baseID. Events with a zero Time happened at now. The
+// split into batches depends only on the events as sent (never on the clock,
+// the guard or normalisation), so a retried request reproduces the same
+// batch ids for the same events: the events are cut, in order, into chunks
+// of at most MaxDeltasPerBatch distinct (path, proxyId, hour) keys as sent
+// (an event without a time counts under a key of its own), and each chunk
+// becomes one batch. The guard applies as for recorded traffic.
+func (r *Recorder) BuildBatches(baseID string, events []pathstats.Event, now time.Time) []*pathstats.Batch {
+	chunks := chunkEvents(events)
+	batches := make([]*pathstats.Batch, 0, len(chunks))
+	created := time.Now().UnixMilli()
+	for i, c := range chunks {
+		id := baseID
+		if len(chunks) > 1 {
+			id = fmt.Sprintf("%s#%d", baseID, i)
+		}
+		deltas := r.chunkDeltas(events[c.from:c.to], now)
+		pathstats.SortDeltas(deltas)
+		batches = append(batches, &pathstats.Batch{ID: id, Node: r.cfg.Node, CreatedMs: created, Deltas: deltas})
+	}
+	return batches
+}
+
+// span is a chunk of events, [from, to).
+type span struct{ from, to int }
+
+// sentKey is an event's row key as sent: hour -1 when it has no time.
+type sentKey struct {
+	hour        int64
+	path, proxy string
+}
+
+// chunkEvents cuts events, in order, into spans of at most
+// MaxDeltasPerBatch distinct sent keys.
+func chunkEvents(events []pathstats.Event) []span {
+	var out []span
+	seen := make(map[sentKey]struct{}, min(len(events), pathstats.MaxDeltasPerBatch))
+	from := 0
+	for i := range events {
+		k := sentKeyOf(&events[i])
+		if _, ok := seen[k]; ok {
+			continue
+		}
+		if len(seen) == pathstats.MaxDeltasPerBatch {
+			out = append(out, span{from, i})
+			from = i
+			clear(seen)
+		}
+		seen[k] = struct{}{}
+	}
+	return append(out, span{from, len(events)})
+}
+
+func sentKeyOf(ev *pathstats.Event) sentKey {
+	k := sentKey{hour: -1, path: ev.Path, proxy: ev.ProxyID}
+	if !ev.Time.IsZero() {
+		k.hour = pathstats.HourBucket(ev.Time)
+	}
+	return k
+}
+
+// chunkDeltas aggregates events per normalised (path, proxyId, hour).
+func (r *Recorder) chunkDeltas(events []pathstats.Event, now time.Time) []pathstats.Delta {
 	agg := make(map[pathstats.Key]*pathstats.Counts, len(events)/4+1)
 	for i := range events {
 		ev := &events[i]
@@ -270,29 +325,24 @@ func (r *Recorder) BuildBatches(baseID string, events []pathstats.Event) []*path
 		if proxy == "" {
 			proxy = pathstats.DefaultProxyID
 		}
+		at := ev.Time
+		if at.IsZero() {
+			at = now
+		}
 		t := r.table(proxy)
-		path := r.Admit(t.proxyID, ev.Path)
-		k := pathstats.Key{Hour: pathstats.HourBucket(ev.Time), Path: path, ProxyID: t.proxyID}
+		k := pathstats.Key{Hour: pathstats.HourBucket(at), Path: r.Admit(t.proxyID, ev.Path), ProxyID: t.proxyID}
 		c := agg[k]
 		if c == nil {
 			c = &pathstats.Counts{}
 			agg[k] = c
 		}
-		c.Observe(ev.Status, ev.LatencyMs, ev.Time)
-		for _, tee := range r.tees {
-			tee.Observe(t.proxyID, path, ev.Status, time.Duration(ev.LatencyMs*float64(time.Millisecond)), ev.Time)
-		}
+		c.Observe(ev.Status, ev.LatencyMs, at)
 	}
 	deltas := make([]pathstats.Delta, 0, len(agg))
 	for k, c := range agg {
 		deltas = append(deltas, pathstats.Delta{Key: k, Counts: *c})
 	}
-	batches := pathstats.SplitBatches(baseID, r.cfg.Node, deltas)
-	now := time.Now().UnixMilli()
-	for _, b := range batches {
-		b.CreatedMs = now
-	}
-	return batches
+	return deltas
 }
 
 func randomHex(n int) string {

@@ -252,8 +252,8 @@ func TestBuildBatchesDeterministic(t *testing.T) {
 	for i := 0; i < 3000; i++ {
 		evs = append(evs, pathstats.Event{Time: t0.Add(time.Duration(i%3) * time.Hour), Path: fmt.Sprintf("/p%dz/%d", i%700, i), Status: 500, LatencyMs: 12})
 	}
-	a := r.BuildBatches("ik:abc", evs)
-	b := r.BuildBatches("ik:abc", evs)
+	a := r.BuildBatches("ik:abc", evs, t0)
+	b := r.BuildBatches("ik:abc", evs, t0)
 	if len(a) != len(b) || len(a) < 2 {
 		t.Fatalf("batches %d %d", len(a), len(b))
 	}
@@ -269,6 +269,46 @@ func TestBuildBatchesDeterministic(t *testing.T) {
 	}
 	if a[0].Deltas[0].ProxyID != pathstats.DefaultProxyID || a[0].Deltas[0].Errors() == 0 {
 		t.Fatalf("delta %+v", a[0].Deltas[0])
+	}
+}
+
+// The split of a request into batches depends only on its events as sent:
+// not on the clock (events without a time), the guard or normalisation, so a
+// retry on another node reproduces every batch id with the same events.
+func TestBuildBatchesSplitIndependentOfClockAndGuard(t *testing.T) {
+	var evs []pathstats.Event
+	for i := 0; i < 4000; i++ {
+		ev := pathstats.Event{Path: fmt.Sprintf("/u/%d/x%d", i%900, i%7), Status: 200}
+		if i%3 == 0 {
+			ev.Time = t0.Add(time.Duration(i%2) * time.Hour)
+		}
+		evs = append(evs, ev)
+	}
+	fresh := New(Config{Logger: quiet, Node: "a"}, &memPublisher{})
+	full := New(Config{Logger: quiet, Node: "b", MaxPaths: 10, MaxPathsPerProxy: 10}, &memPublisher{})
+	a := fresh.BuildBatches("ik:k", evs, t0)
+	b := full.BuildBatches("ik:k", evs, t0.Add(3*time.Hour+time.Minute))
+	if len(a) < 2 || len(a) != len(b) {
+		t.Fatalf("batches %d vs %d", len(a), len(b))
+	}
+	var total int64
+	for i := range a {
+		if a[i].ID != b[i].ID || a[i].Events() != b[i].Events() {
+			t.Fatalf("batch %d: %s/%d vs %s/%d", i, a[i].ID, a[i].Events(), b[i].ID, b[i].Events())
+		}
+		if len(a[i].Deltas) > pathstats.MaxDeltasPerBatch || len(b[i].Deltas) > pathstats.MaxDeltasPerBatch {
+			t.Fatalf("batch %d has %d/%d deltas", i, len(a[i].Deltas), len(b[i].Deltas))
+		}
+		total += a[i].Events()
+	}
+	if total != int64(len(evs)) {
+		t.Fatalf("events %d, want %d", total, len(evs))
+	}
+	// Events without a time land in now's hour.
+	now := t0.Add(5 * time.Hour)
+	one := fresh.BuildBatches("ik:z", []pathstats.Event{{Path: "/t", Status: 200}}, now)
+	if got := one[0].Deltas[0].Hour; got != pathstats.HourBucket(now) {
+		t.Fatalf("hour %d, want %d", got, pathstats.HourBucket(now))
 	}
 }
 
@@ -289,6 +329,70 @@ func waitFor(t *testing.T, cond func() bool) {
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatal("condition not reached in 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// batchCount counts the batches an observer was told of.
+type batchCount struct {
+	mu     sync.Mutex
+	events int64
+}
+
+func (c *batchCount) ObserveBatch(b *pathstats.Batch) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events += b.Events()
+}
+
+func (c *batchCount) get() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.events
+}
+
+// A Flush from outside the flush loop (a comparison settling the pipeline)
+// gets its batches published without waiting for more traffic, and the
+// observer hears of exactly the published events, after publishing.
+func TestExternalFlushPublishesAndObserves(t *testing.T) {
+	pub := &memPublisher{failing: true}
+	r := New(Config{Logger: quiet, FlushInterval: time.Hour}, pub)
+	obs := &batchCount{}
+	r.AddObserver(obs)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for range 34 {
+		r.Record("p", "/a", 200, time.Millisecond, t0)
+	}
+	r.Flush()
+	waitFor(t, func() bool { return r.Stats().PublishFailures.Load() > 0 })
+	if obs.get() != 0 {
+		t.Fatalf("observer heard of %d unpublished events", obs.get())
+	}
+	pub.mu.Lock()
+	pub.failing = false
+	pub.mu.Unlock()
+	r.Flush() // nothing new: the retry alone must publish
+	waitForLong(t, func() bool { return r.PendingEvents() == 0 })
+	if obs.get() != 34 || r.Stats().PublishedEvents.Load() != 34 {
+		t.Fatalf("observer %d, published %d; want 34", obs.get(), r.Stats().PublishedEvents.Load())
+	}
+	for range 5 {
+		r.Record("p", "/b", 200, time.Millisecond, t0)
+	}
+	r.Flush()
+	waitForLong(t, func() bool { return r.PendingEvents() == 0 && obs.get() == 39 })
+}
+
+func waitForLong(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 1m")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -46,7 +46,8 @@ func (l *legacyExt) start(ctx context.Context, s *server) error {
 			s.log.Warn("legacy system is decommissioned; --legacy on is ignored (no dual write, /paths/do/* answer 410)")
 		}
 	case s.cfg.Legacy == "on":
-		s.rec.AddTee(sys) // dual write
+		s.rec.AddObserver(sys) // dual write of what the queue accepted
+		s.legacyFeed = sys
 	default:
 		s.log.Info("legacy system off: no dual write; its data stays available for export and cleanup")
 	}

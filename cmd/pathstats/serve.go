@@ -71,6 +71,7 @@ type server struct {
 	queue pathstats.Queue
 	store sqlStore
 	kv    pathstats.KV
+	keys  pathstats.KV // Idempotency-Keys, beside the queue
 	snap  *snapshot.Writer
 	paths *readpath.Service
 	conf  *readpath.ConfigCache
@@ -85,8 +86,9 @@ type server struct {
 	snapDone             chan struct{}
 	exts                 []extension
 	canary               *canary
-	oldPaths             api.PathsSource // the legacy read path, set by its extension
-	legacyActive         func() bool     // legacy on and not decommissioned
+	oldPaths             api.PathsSource         // the legacy read path, set by its extension
+	legacyFeed           pathstats.BatchObserver // the legacy dual write of accepted ingest batches
+	legacyActive         func() bool             // legacy on and not decommissioned
 	legacyDecommissioned func() bool
 	legacyHourly         compare.HourlySource // the legacy side of comparisons
 	comparer             *comparer
@@ -208,6 +210,9 @@ func (s *server) openQueue(ctx context.Context) error {
 			return err
 		}
 		s.queue = q
+		if s.keys, err = nats.OpenKV(ctx, nc, idempotencyBucket(1)); err != nil {
+			return err
+		}
 	case strings.HasPrefix(s.cfg.Queue, "nats://") || strings.HasPrefix(s.cfg.Queue, "tls://"):
 		servers, opts, err := natsURL(s.cfg.Queue, "stream", "subject", "replicas")
 		if err != nil {
@@ -222,10 +227,19 @@ func (s *server) openQueue(ctx context.Context) error {
 			return err
 		}
 		s.queue = q
+		if s.keys, err = nats.OpenKVURL(ctx, servers, idempotencyBucket(opts.replicas)); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("--queue: unsupported %q (embedded or nats://host:port)", s.cfg.Queue)
 	}
 	return nil
+}
+
+// idempotencyBucket is the KV bucket of Idempotency-Keys, on the queue's
+// NATS: ingest depends on the queue alone.
+func idempotencyBucket(replicas int) nats.KVConfig {
+	return nats.KVConfig{Bucket: "pathstats_idempotency", Replicas: replicas, TTL: api.IdempotencyTTL, CompactInterval: -1}
 }
 
 // openKV opens the KV store: a bucket on the embedded server, or on an
@@ -470,7 +484,7 @@ func (s *server) startAdmin() error {
 		s.log.Info("admin token generated", "file", filepath.Join(s.cfg.DataDir, "admin-token"))
 	}
 	ingest := &api.Ingest{
-		Builder: s.rec, Queue: s.queue, Retention: s.cfg.Retention,
+		Builder: s.rec, Queue: s.queue, Keys: s.keys, Observer: s.legacyFeed, Retention: s.cfg.Retention,
 		Logger: s.log.With("component", "ingest"), Metrics: api.NewIngestMetrics(s.reg),
 	}
 	mux := api.NewAdminMux(api.AdminConfig{
@@ -654,6 +668,9 @@ func (s *server) close() {
 	}
 	if s.kv != nil {
 		_ = s.kv.Close()
+	}
+	if s.keys != nil {
+		_ = s.keys.Close()
 	}
 	if s.nats != nil {
 		s.nats.Shutdown()
