@@ -52,7 +52,10 @@ type Lease struct {
 }
 
 // New returns a contender named holder for the lease name; holder must be
-// unique among contenders (e.g. node id plus process id).
+// unique among live contenders. A holder equal to the stored one re-takes
+// the lease at once, expired or not: reuse a holder only for a process
+// that replaces a dead one (serve uses its data dir's node id, guarded by
+// the data dir lock).
 func New(kv pathstats.KV, name, holder string, ttl time.Duration) *Lease {
 	return &Lease{
 		kv: kv, key: "lease:" + name, holder: holder, ttl: ttl,

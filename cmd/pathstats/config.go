@@ -24,6 +24,7 @@ func (l *listFlag) Set(v string) error {
 // serveConfig is everything `pathstats serve` is configured with.
 type serveConfig struct {
 	DataDir        string
+	NodeID         string
 	Listen         string
 	AdminListen    string
 	AdminToken     string
@@ -56,6 +57,7 @@ type serveConfig struct {
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", "./pathstats-data", "directory for everything the embedded backends keep")
+	fs.StringVar(&c.NodeID, "node-id", "", "names this node in leases, batch ids and history (default: generated once into <data-dir>/node-id)")
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "gateway listen address (off without --upstream/--route/--demo)")
 	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:9090", "admin API, ingest API, /metrics, /healthz, /readyz")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token for /api/... (default: generated into <data-dir>/admin-token)")

@@ -202,7 +202,7 @@ func serverAndToken(server, dataDir string) (string, string, error) {
 		token = strings.TrimSpace(string(b))
 	}
 	if server == "" {
-		af, err := readAddrFile(dataDir)
+		af, err := runningServer(dataDir)
 		if err != nil {
 			return "", "", err
 		}
@@ -212,13 +212,13 @@ func serverAndToken(server, dataDir string) (string, string, error) {
 }
 
 func readAddrFile(dataDir string) (*addrFile, error) {
-	data, err := os.ReadFile(filepath.Join(dataDir, "serve.json"))
+	data, err := os.ReadFile(filepath.Join(dataDir, addrFileName))
 	if err != nil {
 		return nil, fmt.Errorf("no running server found (use --server): %w", err)
 	}
 	var af addrFile
 	if err := jsonUnmarshal(data, &af); err != nil {
-		return nil, fmt.Errorf("read serve.json: %w", err)
+		return nil, fmt.Errorf("read %s: %w", addrFileName, err)
 	}
 	return &af, nil
 }

@@ -142,7 +142,7 @@ func runVisibility(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	af, err := readAddrFile(*dataDir)
+	af, err := runningServer(*dataDir)
 	if err != nil {
 		return err
 	}

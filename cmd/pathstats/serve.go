@@ -25,6 +25,7 @@ import (
 	"github.com/pathstats/pathstats/compare"
 	"github.com/pathstats/pathstats/demo"
 	"github.com/pathstats/pathstats/gateway"
+	"github.com/pathstats/pathstats/internal/datadir"
 	"github.com/pathstats/pathstats/nats"
 	"github.com/pathstats/pathstats/postgres"
 	"github.com/pathstats/pathstats/readpath"
@@ -78,6 +79,9 @@ type server struct {
 	rec   *recorder.Recorder
 	agg   *aggregator.Aggregator
 
+	lock   *datadir.Lock // held from start to close: one server per data dir
+	nodeID string        // names this node in leases, batches and history
+
 	gatewaySrv, adminSrv, demoSrv *http.Server
 	gatewayAddr, adminAddr        string
 
@@ -102,6 +106,9 @@ type server struct {
 func (s *server) start(ctx context.Context) error {
 	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
+	}
+	if err := s.claimDataDir(); err != nil {
+		return err
 	}
 	if s.cfg.Durability != "default" && s.cfg.Durability != "strict" {
 		return fmt.Errorf("--durability must be default or strict, not %q", s.cfg.Durability)
@@ -398,6 +405,7 @@ func (s *server) openStore(ctx context.Context) error {
 // startPipeline starts the recorder and the aggregator.
 func (s *server) startPipeline(ctx context.Context, routes []gateway.Route) error {
 	s.rec = recorder.New(recorder.Config{
+		Node:             s.node(),
 		FlushInterval:    s.cfg.FlushInterval,
 		MaxPaths:         s.cfg.MaxPaths,
 		MaxPathsPerProxy: s.cfg.MaxPathsProxy,
@@ -421,10 +429,12 @@ func (s *server) startPipeline(ctx context.Context, routes []gateway.Route) erro
 	return nil
 }
 
-// node names this process in leases and history.
+// node names this node in leases, batch ids and history: the data dir's
+// node id, the same after a restart, so a restarted process re-takes the
+// leases of its predecessor at once (the data dir lock guarantees that
+// predecessor is dead).
 func (s *server) node() string {
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s-%d", host, os.Getpid())
+	return s.nodeID
 }
 
 // routeTemplates maps each proxyId to its route pattern, the template its
@@ -585,7 +595,7 @@ type addrFile struct {
 
 func (s *server) writeAddrFile() error {
 	data, _ := json.Marshal(addrFile{PID: os.Getpid(), Admin: s.adminAddr, Gateway: s.gatewayAddr})
-	path := filepath.Join(s.cfg.DataDir, "serve.json")
+	path := filepath.Join(s.cfg.DataDir, addrFileName)
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -675,6 +685,7 @@ func (s *server) close() {
 	if s.nats != nil {
 		s.nats.Shutdown()
 	}
+	s.releaseDataDir()
 }
 
 // atLeast returns a logger that drops records below min (the embedded NATS
