@@ -51,7 +51,9 @@ type PathsSource interface {
 }
 
 // PathItemJSON is a path item in the plan's UnifiedPathConfig shape plus
-// pathstats' extra fields.
+// pathstats' extra fields. StatusClasses and Latency are nil, and left out
+// of the JSON, in answers from a source that does not keep them (the
+// legacy system): absent, not zero.
 type PathItemJSON struct {
 	Path             string                    `json:"path"`
 	RequestCount     int64                     `json:"requestCount"`
@@ -64,8 +66,8 @@ type PathItemJSON struct {
 	ProxyID          string                    `json:"proxyId,omitempty"`
 	ProxyPattern     string                    `json:"proxyPattern,omitempty"`
 	Metadata         ItemMetadata              `json:"metadata"`
-	StatusClasses    map[string]int64          `json:"statusClasses"`
-	Latency          LatencyJSON               `json:"latency"`
+	StatusClasses    map[string]int64          `json:"statusClasses,omitempty"`
+	Latency          *LatencyJSON              `json:"latency,omitempty"`
 }
 
 // ItemMetadata says where a path item's configuration comes from.
@@ -98,7 +100,7 @@ func NewPathItem(it *pathstats.PathItem, cfg *pathstats.PathConfig, pattern stri
 	for i, n := range it.Status {
 		out.StatusClasses[statusClassNames[i]] = n
 	}
-	out.Latency = LatencyJSON{
+	out.Latency = &LatencyJSON{
 		P50: pathstats.PercentileOf(it.Latency[:], 0.50),
 		P95: pathstats.PercentileOf(it.Latency[:], 0.95),
 		P99: pathstats.PercentileOf(it.Latency[:], 0.99),

@@ -1,7 +1,9 @@
 // Package compare compares the legacy system's hourly counters with the
 // pipeline's SQL hourly rows over the same window, hour by hour (DESIGN §4):
 // closed hours must match exactly; the open hour may differ within a
-// tolerance, attributed to events still in flight.
+// tolerance, attributed to events still in flight. A path whose counts
+// match must also have its lastAccessed aligned on both sides within
+// LastAccessedTolerance (the plan's data acceptance: ±5 minutes).
 package compare
 
 import (
@@ -21,6 +23,9 @@ type Hour struct {
 type PathHours struct {
 	Path  string
 	Hours []Hour
+	// LastAccessedMs is the unix milliseconds of the path's latest event
+	// on this side (0: not known, then not compared).
+	LastAccessedMs int64
 }
 
 // HourlySource iterates the paths with requests in hour buckets >= fromHour,
@@ -30,20 +35,21 @@ type HourlySource interface {
 	EachPath(ctx context.Context, fromHour int64, fn func(p PathHours) error) error
 }
 
-// TripleFunc adapts a walk that reports hours as {hourBucket, requests,
-// errors} (legacy.System.EachPathHourly, sqlite.StatsStore.EachPathHourly)
-// to an HourlySource.
-type TripleFunc func(ctx context.Context, fromHour int64, fn func(path string, hours [][3]int64) error) error
+// TripleFunc adapts a walk that reports a path's latest event (unix
+// milliseconds) and its hours as {hourBucket, requests, errors}
+// (legacy.System.EachPathHourly, sqlite.StatsStore.EachPathHourly) to an
+// HourlySource.
+type TripleFunc func(ctx context.Context, fromHour int64, fn func(path string, lastMs int64, hours [][3]int64) error) error
 
 // EachPath implements HourlySource.
 func (f TripleFunc) EachPath(ctx context.Context, fromHour int64, fn func(p PathHours) error) error {
 	var buf []Hour
-	return f(ctx, fromHour, func(path string, hours [][3]int64) error {
+	return f(ctx, fromHour, func(path string, lastMs int64, hours [][3]int64) error {
 		buf = buf[:0]
 		for _, h := range hours {
 			buf = append(buf, Hour{Bucket: h[0], Requests: h[1], Errors: h[2]})
 		}
-		return fn(PathHours{Path: path, Hours: buf})
+		return fn(PathHours{Path: path, Hours: buf, LastAccessedMs: lastMs})
 	})
 }
 
@@ -52,6 +58,10 @@ type PendingInfo struct {
 	Events   int64 // events buffered by recorders
 	Messages int64 // queue backlog (messages not yet applied)
 }
+
+// DefaultLastAccessedTolerance is how far apart the two sides' lastAccessed
+// of a path may be: the plan's data acceptance (时间戳对齐 ±5 分钟).
+const DefaultLastAccessedTolerance = 5 * time.Minute
 
 // Options configure Run. Legacy and SQL are required.
 type Options struct {
@@ -72,6 +82,10 @@ type Options struct {
 	// MaxRecheck bounds the paths kept for the recheck (default 10,000);
 	// beyond it open-hour differences are reported at once.
 	MaxRecheck int
+	// LastAccessedTolerance is the largest distance between the two sides'
+	// lastAccessed of a path whose counts match (default
+	// DefaultLastAccessedTolerance; < 0: lastAccessed is not compared).
+	LastAccessedTolerance time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -80,6 +94,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Tolerance == 0 {
 		o.Tolerance = 0.01
+	}
+	if o.LastAccessedTolerance == 0 {
+		o.LastAccessedTolerance = DefaultLastAccessedTolerance
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -92,17 +109,24 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// Issue kinds of a Diff (the plan's names).
+// Issue kinds of a Diff (the plan's names, and one for the plan's
+// timestamp acceptance). A path has at most one: a count difference wins,
+// and lastAccessed is judged only for paths whose counts match in every
+// hour.
 const (
 	MissingInDO   = "missing_in_do" // in SQL only
 	MissingInD1   = "missing_in_d1" // in the legacy system only
 	CountMismatch = "count_mismatch"
+	// TimestampMismatch: the counts match, but the sides' lastAccessed are
+	// more than LastAccessedTolerance apart.
+	TimestampMismatch = "timestamp_mismatch"
 )
 
 // Report is the result of a comparison. d1 is the SQL side, do the legacy
-// side (the plan's names).
+// side (the plan's names). A path matches when it has no diff of any kind,
+// timestamp_mismatch included, so Accuracy counts the timestamp check too.
 type Report struct {
-	TotalPaths   int     `json:"totalPaths"`
+	TotalPaths   int     `json:"totalPaths"` // paths on either side
 	MatchedPaths int     `json:"matchedPaths"`
 	Diffs        []Diff  `json:"diffs"`
 	Accuracy     float64 `json:"accuracy"` // percent; 100 without paths
@@ -113,6 +137,37 @@ type Report struct {
 	Pending      Pending `json:"pending"`
 	DiffsTotal   int     `json:"diffsTotal"`
 	DiffsOmitted int     `json:"diffsOmitted"`
+	// D1Paths and DOPaths are the paths with requests in the window on
+	// each side (the plan's 路径统计数量一致).
+	D1Paths int `json:"d1Paths"`
+	DOPaths int `json:"doPaths"`
+	// Issues counts the diffs by kind, omitted ones included.
+	Issues IssueCounts `json:"issues"`
+	// LastAccessedToleranceSeconds is the timestamp tolerance applied (-1:
+	// lastAccessed was not compared).
+	LastAccessedToleranceSeconds int64 `json:"lastAccessedToleranceSeconds"`
+}
+
+// IssueCounts counts diffs per issue kind; the keys are the kinds' names.
+type IssueCounts struct {
+	MissingInDO       int `json:"missing_in_do"`
+	MissingInD1       int `json:"missing_in_d1"`
+	CountMismatch     int `json:"count_mismatch"`
+	TimestampMismatch int `json:"timestamp_mismatch"`
+}
+
+// add counts one diff of kind issue.
+func (n *IssueCounts) add(issue string) {
+	switch issue {
+	case MissingInDO:
+		n.MissingInDO++
+	case MissingInD1:
+		n.MissingInD1++
+	case CountMismatch:
+		n.CountMismatch++
+	case TimestampMismatch:
+		n.TimestampMismatch++
+	}
 }
 
 // Totals sums both sides over the window.
@@ -147,6 +202,13 @@ type Diff struct {
 	D1Errors   int64      `json:"d1Errors"`
 	DOErrors   int64      `json:"doErrors"`
 	Hours      []HourDiff `json:"hours"`
+	// D1LastAccessed and DOLastAccessed are each side's latest event of the
+	// path (RFC 3339, UTC; absent when the side has none or keeps none).
+	D1LastAccessed string `json:"d1LastAccessed,omitempty"`
+	DOLastAccessed string `json:"doLastAccessed,omitempty"`
+	// LastAccessedSkewMs is d1's lastAccessed minus do's, in milliseconds,
+	// for a timestamp_mismatch (absent for the other kinds).
+	LastAccessedSkewMs int64 `json:"lastAccessedSkewMs,omitempty"`
 }
 
 // HourDiff is one hour where the two sides differ.

@@ -176,10 +176,11 @@ func TestInjectedDifferences(t *testing.T) {
 	if want := 5 / float64(base+5) * 100; d.ErrorRate != want {
 		t.Fatalf("errorRate %v, want %v", d.ErrorRate, want)
 	}
+	at2 := h2.Format(time.RFC3339Nano)
 	want1 := compare.Diff{Path: "/sql-only", Issue: compare.MissingInDO, D1Requests: 2, ErrorRate: 100,
-		Hours: []compare.HourDiff{{HourBucket: hb, D1Requests: 2}}}
+		Hours: []compare.HourDiff{{HourBucket: hb, D1Requests: 2}}, D1LastAccessed: at2}
 	want2 := compare.Diff{Path: "/legacy-only", Issue: compare.MissingInD1, DORequests: 1, ErrorRate: 100, DOErrors: 1,
-		Hours: []compare.HourDiff{{HourBucket: hb, DORequests: 1, DOErrors: 1}}}
+		Hours: []compare.HourDiff{{HourBucket: hb, DORequests: 1, DOErrors: 1}}, DOLastAccessed: at2}
 	if fmt.Sprint(rep.Diffs[1:]) != fmt.Sprint([]compare.Diff{want1, want2}) {
 		t.Fatalf("diffs %+v", rep.Diffs[1:])
 	}
@@ -194,7 +195,7 @@ func TestInjectedDifferences(t *testing.T) {
 func legacyTotal(t *testing.T, s *sides, path string) int64 {
 	var n int64
 	from := pathstats.HourBucket(testNow.Add(-24 * time.Hour))
-	err := s.sys.EachPathHourly(context.Background(), from, func(p string, hs [][3]int64) error {
+	err := s.sys.EachPathHourly(context.Background(), from, func(p string, _ int64, hs [][3]int64) error {
 		if p == path {
 			for _, h := range hs {
 				n += h[1]

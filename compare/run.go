@@ -100,13 +100,13 @@ func (c *comparison) merge(ctx context.Context, d1, do *cursor) error {
 		}
 		switch {
 		case !do.ok || (d1.ok && d1.cur.Path < do.cur.Path):
-			c.path(d1.cur.Path, d1.cur.Hours, nil)
+			c.path(d1.cur.Path, d1.cur, PathHours{})
 			d1.advance()
 		case !d1.ok || do.cur.Path < d1.cur.Path:
-			c.path(do.cur.Path, nil, do.cur.Hours)
+			c.path(do.cur.Path, PathHours{}, do.cur)
 			do.advance()
 		default:
-			c.path(d1.cur.Path, d1.cur.Hours, do.cur.Hours)
+			c.path(d1.cur.Path, d1.cur, do.cur)
 			d1.advance()
 			do.advance()
 		}
@@ -114,11 +114,11 @@ func (c *comparison) merge(ctx context.Context, d1, do *cursor) error {
 	return errors.Join(d1.err, do.err)
 }
 
-// path compares one path's hours (either side may be nil). On the first
+// path compares one path's two sides (either may be empty). On the first
 // pass a path whose only difference is in the open hour beyond the
 // tolerance becomes a suspect (when a recheck is possible); on the recheck
 // pass only suspects are looked at again.
-func (c *comparison) path(path string, d1, do []Hour) {
+func (c *comparison) path(path string, d1, do PathHours) {
 	if c.rechecking {
 		if _, ok := c.suspects[path]; ok {
 			c.recheckPath(path, d1, do)
@@ -126,35 +126,74 @@ func (c *comparison) path(path string, d1, do []Hour) {
 		return
 	}
 	c.rep.TotalPaths++
-	t, v := c.classify(d1, do)
+	c.countSides(d1, do)
+	t, v := c.judge(d1, do)
 	c.addTotals(t)
 	switch {
 	case v.closedDiff:
-		c.addDiff(path, t)
+		c.addDiff(path, t, v)
 	case v.openOver && c.opts.Settle != nil && len(c.suspects) < c.opts.MaxRecheck:
 		c.suspects[path] = struct{}{}
-	case v.openOver:
-		c.addDiff(path, t)
+	case v.openOver, v.lastOff:
+		c.addDiff(path, t, v)
 	case v.openDiff:
 		c.rep.Pending.OpenHourDiffs++
 	}
 }
 
+// countSides counts the path on the sides that hold it.
+func (c *comparison) countSides(d1, do PathHours) {
+	if len(d1.Hours) > 0 {
+		c.rep.D1Paths++
+	}
+	if len(do.Hours) > 0 {
+		c.rep.DOPaths++
+	}
+}
+
 // recheckPath decides a suspect on fresh reads: a difference that went back
 // within the tolerance was in flight.
-func (c *comparison) recheckPath(path string, d1, do []Hour) {
+func (c *comparison) recheckPath(path string, d1, do PathHours) {
 	delete(c.suspects, path)
-	t, v := c.classify(d1, do)
-	if v.closedDiff || v.openOver {
-		c.addDiff(path, t)
+	t, v := c.judge(d1, do)
+	if v.closedDiff || v.openOver || v.lastOff {
+		c.addDiff(path, t, v)
 		return
 	}
 	c.rep.Pending.OpenHourDiffs++
 	c.rep.Pending.Rechecked++
 }
 
-// verdict is how one path's hours differ.
-type verdict struct{ closedDiff, openDiff, openOver bool }
+// verdict is how one path's two sides differ. lastOff is set only when the
+// counts match in every hour: then no event of the path is in flight and
+// both sides' lastAccessed name the same latest event, so a distance beyond
+// the tolerance is a real misalignment, never a live migration's lag. (A
+// path whose counts differ is a count diff already, or in flight in the
+// open hour, where the in-flight events legitimately move lastAccessed.)
+type verdict struct {
+	closedDiff, openDiff, openOver, lastOff bool
+	d1Last, doLast                          int64 // the sides' lastAccessed, unix ms
+}
+
+// judge compares a path's hours and, when they all match, its lastAccessed.
+func (c *comparison) judge(d1, do PathHours) (Totals, verdict) {
+	t, v := c.classify(d1.Hours, do.Hours)
+	v.d1Last, v.doLast = d1.LastAccessedMs, do.LastAccessedMs
+	if !v.closedDiff && !v.openDiff && !v.openOver {
+		v.lastOff = c.lastMisaligned(v.d1Last, v.doLast)
+	}
+	return t, v
+}
+
+// lastMisaligned reports whether two known lastAccessed values are more
+// than the tolerance apart.
+func (c *comparison) lastMisaligned(a, b int64) bool {
+	tol := c.opts.LastAccessedTolerance
+	if tol < 0 || a <= 0 || b <= 0 {
+		return false
+	}
+	return absDiff(a, b) > tol.Milliseconds()
+}
 
 // classify sums a path's hours and says how they differ; c.hours receives
 // the hours that differ.
@@ -221,23 +260,20 @@ func absDiff(a, b int64) int64 {
 }
 
 // addDiff records a mismatching path, keeping only the MaxDiffs largest.
-func (c *comparison) addDiff(path string, t Totals) {
+func (c *comparison) addDiff(path string, t Totals, v verdict) {
+	d := Diff{Path: path, Issue: issueOf(t, v), D1Requests: t.D1Requests, DORequests: t.DORequests, D1Errors: t.D1Errors, DOErrors: t.DOErrors}
+	if d.Issue == TimestampMismatch {
+		d.LastAccessedSkewMs = v.d1Last - v.doLast
+	}
 	c.rep.DiffsTotal++
-	d := Diff{Path: path, D1Requests: t.D1Requests, DORequests: t.DORequests, D1Errors: t.D1Errors, DOErrors: t.DOErrors}
+	c.rep.Issues.add(d.Issue)
 	if len(c.diffs) == c.opts.MaxDiffs && !less(c.diffs[0], d) {
 		return // smaller than every kept diff
-	}
-	switch {
-	case t.DORequests == 0:
-		d.Issue = MissingInDO
-	case t.D1Requests == 0:
-		d.Issue = MissingInD1
-	default:
-		d.Issue = CountMismatch
 	}
 	if m := max(t.D1Requests, t.DORequests); m > 0 {
 		d.ErrorRate = float64(absDiff(t.D1Requests, t.DORequests)) / float64(m) * 100
 	}
+	d.D1LastAccessed, d.DOLastAccessed = formatMs(v.d1Last), formatMs(v.doLast)
 	d.Hours = slices.Clone(c.hours)
 	if len(c.diffs) < c.opts.MaxDiffs {
 		heap.Push(&c.diffs, d)
@@ -245,6 +281,27 @@ func (c *comparison) addDiff(path string, t Totals) {
 	}
 	c.diffs[0] = d
 	heap.Fix(&c.diffs, 0)
+}
+
+// issueOf names the kind of a diff.
+func issueOf(t Totals, v verdict) string {
+	switch {
+	case t.DORequests == 0:
+		return MissingInDO
+	case t.D1Requests == 0:
+		return MissingInD1
+	case v.closedDiff || v.openDiff || v.openOver:
+		return CountMismatch
+	}
+	return TimestampMismatch
+}
+
+// formatMs renders unix milliseconds as RFC 3339 (UTC); "" for 0.
+func formatMs(ms int64) string {
+	if ms <= 0 {
+		return ""
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
 }
 
 // finish fills the summary fields and sorts the kept diffs, largest first.
@@ -270,16 +327,24 @@ func (c *comparison) finish(now time.Time, from int64) {
 		r.Accuracy = float64(r.MatchedPaths) / float64(r.TotalPaths) * 100
 	}
 	r.Timestamp = now.UTC().Format(time.RFC3339)
+	r.LastAccessedToleranceSeconds = -1
+	if tol := c.opts.LastAccessedTolerance; tol >= 0 {
+		r.LastAccessedToleranceSeconds = int64(tol / time.Second)
+	}
 	r.WindowStart, r.WindowEnd = from, c.openHour+3600
 }
 
 // less orders diffs by size: a is smaller than b when its request
-// difference is smaller, or equal with a larger path (so that sorting by
-// size descending lists ties by path ascending).
+// difference is smaller, or equal with a smaller lastAccessed skew (0 but
+// for timestamp mismatches), or both equal with a larger path (so that
+// sorting by size descending lists ties by path ascending).
 func less(a, b Diff) bool {
 	da, db := absDiff(a.D1Requests, a.DORequests), absDiff(b.D1Requests, b.DORequests)
 	if da != db {
 		return da < db
+	}
+	if sa, sb := absDiff(a.LastAccessedSkewMs, 0), absDiff(b.LastAccessedSkewMs, 0); sa != sb {
+		return sa < sb
 	}
 	return strings.Compare(a.Path, b.Path) > 0
 }

@@ -62,7 +62,7 @@ var now = time.Date(2026, 5, 1, 12, 30, 0, 0, time.UTC)
 
 func TestUnsortedSourceFails(t *testing.T) {
 	h := now.Unix() - now.Unix()%3600 - 3600
-	bad := sliceSource{{"/b", []Hour{{h, 1, 0}}}, {"/a", []Hour{{h, 1, 0}}}}
+	bad := sliceSource{{Path: "/b", Hours: []Hour{{h, 1, 0}}}, {Path: "/a", Hours: []Hour{{h, 1, 0}}}}
 	_, err := Run(context.Background(), Options{Legacy: bad, SQL: sliceSource{}, Now: func() time.Time { return now }})
 	if err == nil || !strings.Contains(err.Error(), "not sorted") {
 		t.Fatalf("err %v", err)

@@ -8,11 +8,12 @@ import (
 
 // EachPathHourly flushes the live state, then calls fn for every stored
 // instance with hourly requests at or after fromHour, in path order (byte
-// order), with its hours ascending as {hourBucket, requests, errors}. It
+// order), with its lastAccessed (unix milliseconds of its latest event) and
+// its hours ascending as {hourBucket, requests, errors}. It
 // reads one row at a time from one read transaction (a consistent
 // snapshot), so memory stays constant; hours is reused between calls and
 // valid only during fn. An error from fn stops the walk and is returned.
-func (s *System) EachPathHourly(ctx context.Context, fromHour int64, fn func(path string, hours [][3]int64) error) error {
+func (s *System) EachPathHourly(ctx context.Context, fromHour int64, fn func(path string, lastAccessedMs int64, hours [][3]int64) error) error {
 	if err := s.usable(); err != nil {
 		return err
 	}
@@ -24,18 +25,19 @@ func (s *System) EachPathHourly(ctx context.Context, fromHour int64, fn func(pat
 		return fmt.Errorf("legacy hourly: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT path, hourly FROM instances ORDER BY path`)
+	rows, err := tx.QueryContext(ctx, `SELECT path, last_accessed, hourly FROM instances ORDER BY path`)
 	if err != nil {
 		return fmt.Errorf("legacy hourly: %w", err)
 	}
 	defer rows.Close()
 	var (
 		path   string
+		last   int64
 		hourly sql.RawBytes
 		hours  [][3]int64
 	)
 	for rows.Next() {
-		if err := rows.Scan(&path, &hourly); err != nil {
+		if err := rows.Scan(&path, &last, &hourly); err != nil {
 			return fmt.Errorf("legacy hourly: scan: %w", err)
 		}
 		if hours, err = hoursFrom(hours[:0], hourly, fromHour); err != nil {
@@ -44,7 +46,7 @@ func (s *System) EachPathHourly(ctx context.Context, fromHour int64, fn func(pat
 		if len(hours) == 0 {
 			continue
 		}
-		if err := fn(path, hours); err != nil {
+		if err := fn(path, last, hours); err != nil {
 			return err
 		}
 	}

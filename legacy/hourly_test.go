@@ -23,34 +23,35 @@ func TestEachPathHourly(t *testing.T) {
 	s.Observe("p1", "/old", 200, 0, t0.Add(-20*time.Hour)) // no hour in range
 	type got struct {
 		path  string
+		last  int64
 		hours [][3]int64
 	}
 	var all []got
 	// No explicit Flush: EachPathHourly flushes the live state first.
-	err := s.EachPathHourly(ctx, h-5*3600, func(path string, hours [][3]int64) error {
-		all = append(all, got{path, slices.Clone(hours)})
+	err := s.EachPathHourly(ctx, h-5*3600, func(path string, last int64, hours [][3]int64) error {
+		all = append(all, got{path, last, slices.Clone(hours)})
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []got{
-		{"/C", [][3]int64{{h, 1, 1}}},
-		{"/a", [][3]int64{{h - 7200, 1, 0}}},
-		{"/b", [][3]int64{{h - 3600, 1, 0}, {h, 2, 1}}},
+		{"/C", t0.UnixMilli(), [][3]int64{{h, 1, 1}}},
+		{"/a", t0.Add(-2 * time.Hour).UnixMilli(), [][3]int64{{h - 7200, 1, 0}}},
+		{"/b", t0.UnixMilli(), [][3]int64{{h - 3600, 1, 0}, {h, 2, 1}}},
 	}
 	if fmt.Sprint(all) != fmt.Sprint(want) {
 		t.Fatalf("got %v\nwant %v", all, want)
 	}
 	stop := fmt.Errorf("stop")
 	n := 0
-	if err := s.EachPathHourly(ctx, 0, func(string, [][3]int64) error { n++; return stop }); err != stop || n != 1 {
+	if err := s.EachPathHourly(ctx, 0, func(string, int64, [][3]int64) error { n++; return stop }); err != stop || n != 1 {
 		t.Fatalf("stop: err %v after %d calls", err, n)
 	}
 	if err := s.Decommission(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EachPathHourly(ctx, 0, func(string, [][3]int64) error { return nil }); pathstats.ErrorCode(err) != pathstats.EGone {
+	if err := s.EachPathHourly(ctx, 0, func(string, int64, [][3]int64) error { return nil }); pathstats.ErrorCode(err) != pathstats.EGone {
 		t.Fatalf("after decommission: %v", err)
 	}
 }
@@ -64,7 +65,7 @@ func BenchmarkEachPathHourly100k(b *testing.B) {
 	from := pathstats.HourBucket(time.Now().Add(-(hours - 1) * time.Hour))
 	for b.Loop() {
 		var paths, rows int
-		err := s.EachPathHourly(b.Context(), from, func(_ string, hs [][3]int64) error {
+		err := s.EachPathHourly(b.Context(), from, func(_ string, _ int64, hs [][3]int64) error {
 			paths++
 			rows += len(hs)
 			return nil

@@ -95,6 +95,9 @@ func (p *pathsSource) Paths(ctx context.Context, q pathstats.PathQuery) (api.Pat
 }
 
 // toResult renders a page read at dataAt (the system clock) as seen at now.
+// Items leave out statusClasses and latency: the legacy system keeps
+// neither (only the 4xx and 5xx counts, as clientErrorCount and
+// errorCount), and zeros would read as measured values.
 func toResult(page pathstats.PathPage, dataAt, now time.Time) api.PathsResult {
 	res := api.PathsResult{
 		Items: make([]api.PathItemJSON, len(page.Items)),
@@ -106,6 +109,7 @@ func toResult(page pathstats.PathPage, dataAt, now time.Time) api.PathsResult {
 	}
 	for i := range page.Items {
 		res.Items[i] = api.NewPathItem(&page.Items[i], nil, "", dataAt)
+		res.Items[i].StatusClasses, res.Items[i].Latency = nil, nil
 	}
 	return res
 }

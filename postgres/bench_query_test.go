@@ -313,7 +313,7 @@ func BenchmarkEachPathHourly100k(b *testing.B) {
 	from := pathstats.HourBucket(benchNow) - (queryHours-1)*3600
 	for b.Loop() {
 		paths := 0
-		err := s.EachPathHourly(ctx, from, func(_ string, hs [][3]int64) error {
+		err := s.EachPathHourly(ctx, from, func(_ string, _ int64, hs [][3]int64) error {
 			if len(hs) != queryHours {
 				return fmt.Errorf("%d hours, want %d", len(hs), queryHours)
 			}

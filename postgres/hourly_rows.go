@@ -26,7 +26,7 @@ SELECT b FROM h WHERE b IS NOT NULL`
 // hourCursorSQL declares cursor %s over one hour's rows in path order ("C"
 // collation: byte order), the rows of a path's proxies adjacent.
 const hourCursorSQL = `DECLARE %s NO SCROLL CURSOR FOR
-SELECT path, requests, errors FROM path_stats_hourly
+SELECT path, requests, errors, last_seen_ms FROM path_stats_hourly
 WHERE hour_bucket = %d ORDER BY path, proxy_id`
 
 // hourlyBufferedRows bounds the rows buffered over all hour cursors: each
@@ -45,14 +45,15 @@ const hourlyConns = 2
 
 // EachPathHourly calls fn for every path with requests in hour buckets >=
 // fromHour, in path order (byte order), with its hours ascending as
-// {hourBucket, requests, errors} summed over proxies. It opens one
+// {hourBucket, requests, errors} summed over proxies and lastSeenMs the
+// latest event of those hours (unix milliseconds). It opens one
 // server-side cursor per hour bucket (a range of the primary key, in path
 // order: no sort), spread over hourlyConns read-only transactions sharing
 // one snapshot, and merges them by path (internal/hourmerge), fetching each
 // in batches one ahead, so its memory is bounded whatever the number of
 // paths; hours is reused between calls and valid only during fn. An error
 // from fn stops the walk and is returned as is.
-func (s *StatsStore) EachPathHourly(ctx context.Context, fromHour int64, fn func(path string, hours [][3]int64) error) error {
+func (s *StatsStore) EachPathHourly(ctx context.Context, fromHour int64, fn func(path string, lastSeenMs int64, hours [][3]int64) error) error {
 	tx, err := s.pool.BeginTx(ctx, readOnly)
 	if err != nil {
 		return fmt.Errorf("each path hourly: %w", err)
@@ -77,8 +78,8 @@ func (s *StatsStore) EachPathHourly(ctx context.Context, fromHour int64, fn func
 		return fmt.Errorf("each path hourly: %w", err)
 	}
 	var fnErr error
-	err = hourmerge.Walk(hours, func(path string, hs [][3]int64) error {
-		fnErr = fn(path, hs)
+	err = hourmerge.Walk(hours, func(path string, last int64, hs [][3]int64) error {
+		fnErr = fn(path, last, hs)
 		return fnErr
 	})
 	switch {
@@ -231,8 +232,8 @@ func (f *fetcher) stop() {
 // from their binary form.
 type rowBatch struct {
 	paths  []byte
-	ends   []int // ends[i]: end of row i's path in paths
-	counts [][2]int64
+	ends   []int      // ends[i]: end of row i's path in paths
+	counts [][3]int64 // requests, errors, last_seen_ms
 	err    error
 }
 
@@ -246,15 +247,15 @@ func (b *rowBatch) read(ctx context.Context, conn *pgconn.PgConn, fetch string) 
 	rr := conn.ExecParams(ctx, fetch, nil, nil, nil, binaryResults)
 	for rr.NextRow() {
 		v := rr.Values()
-		if len(v) != 3 || len(v[1]) != 8 || len(v[2]) != 8 {
+		if len(v) != 4 || len(v[1]) != 8 || len(v[2]) != 8 || len(v[3]) != 8 {
 			_, _ = rr.Close()
 			b.err = fmt.Errorf("fetch: unexpected row shape")
 			return
 		}
 		b.paths = append(b.paths, v[0]...)
 		b.ends = append(b.ends, len(b.paths))
-		b.counts = append(b.counts, [2]int64{
-			int64(binary.BigEndian.Uint64(v[1])), int64(binary.BigEndian.Uint64(v[2])),
+		b.counts = append(b.counts, [3]int64{
+			int64(binary.BigEndian.Uint64(v[1])), int64(binary.BigEndian.Uint64(v[2])), int64(binary.BigEndian.Uint64(v[3])),
 		})
 	}
 	tag, err := rr.Close()
@@ -308,11 +309,11 @@ func (c *hourCursor) Next() (bool, error) {
 }
 
 // Row returns the current row; path is valid until the next Next.
-func (c *hourCursor) Row() ([]byte, int64, int64) {
+func (c *hourCursor) Row() ([]byte, int64, int64, int64) {
 	b, start := c.current, 0
 	if c.i > 1 {
 		start = b.ends[c.i-2]
 	}
 	k := b.counts[c.i-1]
-	return b.paths[start:b.ends[c.i-1]], k[0], k[1]
+	return b.paths[start:b.ends[c.i-1]], k[0], k[1], k[2]
 }

@@ -32,7 +32,7 @@ type pathHours struct {
 func collectHourly(t *testing.T, s *StatsStore, fromHour int64) []pathHours {
 	t.Helper()
 	var all []pathHours
-	err := s.EachPathHourly(context.Background(), fromHour, func(path string, hours [][3]int64) error {
+	err := s.EachPathHourly(context.Background(), fromHour, func(path string, _ int64, hours [][3]int64) error {
 		all = append(all, pathHours{path, slices.Clone(hours)})
 		return nil
 	})
@@ -60,6 +60,8 @@ func TestEachPathHourly(t *testing.T) {
 		hourlyDelta(h-3600, "/\u00e9t\u00e9", "p2", 7, 0), // after "/b" in byte order
 		hourlyDelta(h-5*3600, "/a", "p2", 0, 2),           // exactly fromHour
 	}
+	ds[1].LastSeenMs += 1234         // the latest of /b's rows, in another proxy's row
+	ds[5].LastSeenMs = h*1000 + 9999 // a row before fromHour is not read at all
 	if _, err := s.Apply(ctx, pathstats.SplitBatches("b1", "test", ds), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -73,13 +75,24 @@ func TestEachPathHourly(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("got %v\nwant %v", got, want)
 	}
+	lasts := map[string]int64{}
+	if err := s.EachPathHourly(ctx, h-5*3600, func(path string, last int64, _ [][3]int64) error {
+		lasts[path] = last
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	wantLasts := map[string]int64{"/C": h * 1000, "/a": (h - 7200) * 1000, "/b": h*1000 + 1234, "/\u00e9t\u00e9": (h - 3600) * 1000}
+	if fmt.Sprint(lasts) != fmt.Sprint(wantLasts) {
+		t.Fatalf("lastSeenMs %v, want %v", lasts, wantLasts)
+	}
 	if got := collectHourly(t, s, h+3600); len(got) != 0 {
 		t.Fatalf("after the last hour: got %v", got)
 	}
 
 	stop := errors.New("stop")
 	n := 0
-	err := s.EachPathHourly(ctx, 0, func(string, [][3]int64) error { n++; return stop })
+	err := s.EachPathHourly(ctx, 0, func(string, int64, [][3]int64) error { n++; return stop })
 	if err != stop || n != 1 {
 		t.Fatalf("stop: err %v after %d calls", err, n)
 	}
@@ -159,7 +172,7 @@ func TestEachPathHourlySnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []pathHours
-	err := s.EachPathHourly(ctx, h-3*3600, func(path string, hours [][3]int64) error {
+	err := s.EachPathHourly(ctx, h-3*3600, func(path string, _ int64, hours [][3]int64) error {
 		if len(got) == 0 {
 			var late []pathstats.Delta
 			for k := range 4 {
@@ -221,7 +234,7 @@ func TestEachPathHourlySmallPool(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var got []pathHours
-	err = s.EachPathHourly(ctx, h-3600, func(path string, hours [][3]int64) error {
+	err = s.EachPathHourly(ctx, h-3600, func(path string, _ int64, hours [][3]int64) error {
 		// Hold the pool's other connection while the walk runs.
 		return pgx.BeginFunc(ctx, s.pool, func(pgx.Tx) error {
 			got = append(got, pathHours{path, slices.Clone(hours)})

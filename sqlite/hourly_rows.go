@@ -11,7 +11,7 @@ import (
 // hourRowsSQL reads one hour's rows in path order: a range of the primary
 // key (hour_bucket, path, proxy_id), so no sort. The rows of a path's
 // proxies are adjacent and summed by walk.
-const hourRowsSQL = `SELECT path, requests, errors
+const hourRowsSQL = `SELECT path, requests, errors, last_seen_ms
 FROM path_stats_hourly
 WHERE hour_bucket = ?
 ORDER BY path, proxy_id`
@@ -21,12 +21,13 @@ const nextHourSQL = `SELECT MIN(hour_bucket) FROM path_stats_hourly WHERE hour_b
 
 // EachPathHourly calls fn for every path with requests in hour buckets >=
 // fromHour, in path order (byte order), with its hours ascending as
-// {hourBucket, requests, errors} summed over proxies. It reads one cursor
+// {hourBucket, requests, errors} summed over proxies and lastSeenMs the
+// latest event of those hours (unix milliseconds). It reads one cursor
 // per hour bucket from one read transaction (a consistent snapshot) and
 // merges them by path, so it needs no sort and its memory is constant in
 // the number of paths; hours is reused between calls and valid only during
 // fn. An error from fn stops the walk and is returned.
-func (s *StatsStore) EachPathHourly(ctx context.Context, fromHour int64, fn func(path string, hours [][3]int64) error) error {
+func (s *StatsStore) EachPathHourly(ctx context.Context, fromHour int64, fn func(path string, lastSeenMs int64, hours [][3]int64) error) error {
 	tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("each path hourly: %w", err)
@@ -42,10 +43,10 @@ func (s *StatsStore) EachPathHourly(ctx context.Context, fromHour int64, fn func
 
 // hourCursor is one hour bucket's rows (a hourmerge.Cursor).
 type hourCursor struct {
-	hour             int64
-	rows             *sql.Rows
-	path             []byte // the current row's path (owned copy)
-	requests, errors int64
+	hour                         int64
+	rows                         *sql.Rows
+	path                         []byte // the current row's path (owned copy)
+	requests, errors, lastSeenMs int64
 }
 
 // Next moves to the next row; false at the end.
@@ -57,7 +58,7 @@ func (c *hourCursor) Next() (bool, error) {
 		return false, nil
 	}
 	var raw sql.RawBytes
-	if err := c.rows.Scan(&raw, &c.requests, &c.errors); err != nil {
+	if err := c.rows.Scan(&raw, &c.requests, &c.errors, &c.lastSeenMs); err != nil {
 		return false, fmt.Errorf("each path hourly: hour %d: %w", c.hour, err)
 	}
 	c.path = append(c.path[:0], raw...)
@@ -65,7 +66,9 @@ func (c *hourCursor) Next() (bool, error) {
 }
 
 // Row returns the current row.
-func (c *hourCursor) Row() ([]byte, int64, int64) { return c.path, c.requests, c.errors }
+func (c *hourCursor) Row() ([]byte, int64, int64, int64) {
+	return c.path, c.requests, c.errors, c.lastSeenMs
+}
 
 // openHourCursors opens a cursor for every hour bucket >= fromHour with
 // rows, in hour order.

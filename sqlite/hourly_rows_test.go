@@ -31,32 +31,35 @@ func TestEachPathHourly(t *testing.T) {
 		hourlyDelta(h-10*3600, "/a", "p1", 9, 9), // before fromHour
 		hourlyDelta(h, "/C", "p1", 1, 0),
 	}
+	ds[1].LastSeenMs += 1234         // the latest of /b's rows, in another proxy's row
+	ds[4].LastSeenMs = h*1000 + 9999 // a row before fromHour is not read at all
 	if _, err := s.Apply(ctx, pathstats.SplitBatches("b1", "test", ds), nil); err != nil {
 		t.Fatal(err)
 	}
 	type got struct {
 		path  string
+		last  int64
 		hours [][3]int64
 	}
 	var all []got
-	err := s.EachPathHourly(ctx, h-5*3600, func(path string, hours [][3]int64) error {
-		all = append(all, got{path, slices.Clone(hours)})
+	err := s.EachPathHourly(ctx, h-5*3600, func(path string, last int64, hours [][3]int64) error {
+		all = append(all, got{path, last, slices.Clone(hours)})
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []got{
-		{"/C", [][3]int64{{h, 1, 0}}},
-		{"/a", [][3]int64{{h - 7200, 4, 0}}},
-		{"/b", [][3]int64{{h - 3600, 2, 1}, {h, 6, 1}}}, // requests = ok + fail
+		{"/C", h * 1000, [][3]int64{{h, 1, 0}}},
+		{"/a", (h - 7200) * 1000, [][3]int64{{h - 7200, 4, 0}}},
+		{"/b", h*1000 + 1234, [][3]int64{{h - 3600, 2, 1}, {h, 6, 1}}}, // requests = ok + fail
 	}
 	if fmt.Sprint(all) != fmt.Sprint(want) {
 		t.Fatalf("got %v\nwant %v", all, want)
 	}
 	stop := fmt.Errorf("stop")
 	n := 0
-	err = s.EachPathHourly(ctx, 0, func(string, [][3]int64) error { n++; return stop })
+	err = s.EachPathHourly(ctx, 0, func(string, int64, [][3]int64) error { n++; return stop })
 	if err != stop || n != 1 {
 		t.Fatalf("stop: err %v after %d calls", err, n)
 	}
@@ -85,7 +88,7 @@ func BenchmarkEachPathHourly100k(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		var n, rows int
-		err := s.EachPathHourly(ctx, now-(hours-1)*3600, func(_ string, hs [][3]int64) error {
+		err := s.EachPathHourly(ctx, now-(hours-1)*3600, func(_ string, _ int64, hs [][3]int64) error {
 			n++
 			rows += len(hs)
 			return nil

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pathstats/pathstats/compare"
 )
 
 const migrateUsage = `usage: pathstats migrate status
@@ -199,35 +201,43 @@ func (c *adminClient) printJSON(ctx context.Context, method, path string, body a
 // compareTable runs a comparison and prints it as a table; below minAcc it
 // returns an error, so scripts can gate on the exit status.
 func (c *adminClient) compareTable(ctx context.Context, window time.Duration, tol, minAcc float64, stdout io.Writer) error {
-	var rep struct {
-		TotalPaths, MatchedPaths, DiffsTotal, DiffsOmitted int
-		Accuracy                                           float64
-		Totals                                             struct{ D1Requests, DORequests, D1Errors, DOErrors int64 }
-		Pending                                            struct{ Events, Messages int64 }
-		Diffs                                              []struct {
-			Path, Issue            string
-			D1Requests, DORequests int64
-			D1Errors, DOErrors     int64
-		}
-	}
+	var rep compare.Report
 	q := fmt.Sprintf("/api/admin/paths/compare?window=%s&tolerance=%g", window, tol)
 	if err := c.call(ctx, "GET", q, &rep); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "window %s: %d paths, %d matched, accuracy %.2f%%\n", window, rep.TotalPaths, rep.MatchedPaths, rep.Accuracy)
-	fmt.Fprintf(stdout, "requests: pipeline %d, legacy %d; errors: pipeline %d, legacy %d; in flight: %d events, %d messages\n",
-		rep.Totals.D1Requests, rep.Totals.DORequests, rep.Totals.D1Errors, rep.Totals.DOErrors, rep.Pending.Events, rep.Pending.Messages)
-	if len(rep.Diffs) > 0 {
-		fmt.Fprintf(stdout, "%-16s %10s %10s %8s %8s  %s\n", "ISSUE", "PIPELINE", "LEGACY", "P-ERR", "L-ERR", "PATH")
-		for _, d := range rep.Diffs {
-			fmt.Fprintf(stdout, "%-16s %10d %10d %8d %8d  %s\n", d.Issue, d.D1Requests, d.DORequests, d.D1Errors, d.DOErrors, d.Path)
-		}
-		if rep.DiffsOmitted > 0 {
-			fmt.Fprintf(stdout, "(%d more differences not shown)\n", rep.DiffsOmitted)
-		}
-	}
+	printCompare(stdout, window, &rep)
 	if rep.Accuracy < minAcc {
 		return fmt.Errorf("accuracy %.2f%% is below %.2f%%", rep.Accuracy, minAcc)
 	}
 	return nil
+}
+
+// printCompare prints the summary lines and the table of differences.
+func printCompare(w io.Writer, window time.Duration, rep *compare.Report) {
+	fmt.Fprintf(w, "window %s: %d paths (pipeline %d, legacy %d), %d matched, accuracy %.2f%%\n",
+		window, rep.TotalPaths, rep.D1Paths, rep.DOPaths, rep.MatchedPaths, rep.Accuracy)
+	fmt.Fprintf(w, "requests: pipeline %d, legacy %d; errors: pipeline %d, legacy %d; in flight: %d events, %d messages\n",
+		rep.Totals.D1Requests, rep.Totals.DORequests, rep.Totals.D1Errors, rep.Totals.DOErrors, rep.Pending.Events, rep.Pending.Messages)
+	lastTol := "not compared"
+	if rep.LastAccessedToleranceSeconds >= 0 {
+		lastTol = "within ±" + (time.Duration(rep.LastAccessedToleranceSeconds) * time.Second).String()
+	}
+	is := rep.Issues
+	fmt.Fprintf(w, "differences: missing_in_do %d, missing_in_d1 %d, count_mismatch %d, timestamp_mismatch %d (lastAccessed %s)\n",
+		is.MissingInDO, is.MissingInD1, is.CountMismatch, is.TimestampMismatch, lastTol)
+	if len(rep.Diffs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%-18s %10s %10s %8s %8s %10s  %s\n", "ISSUE", "PIPELINE", "LEGACY", "P-ERR", "L-ERR", "SKEW", "PATH")
+	for _, d := range rep.Diffs {
+		skew := "-"
+		if d.LastAccessedSkewMs != 0 {
+			skew = fmt.Sprintf("%+.0fs", (time.Duration(d.LastAccessedSkewMs) * time.Millisecond).Seconds())
+		}
+		fmt.Fprintf(w, "%-18s %10d %10d %8d %8d %10s  %s\n", d.Issue, d.D1Requests, d.DORequests, d.D1Errors, d.DOErrors, skew, d.Path)
+	}
+	if rep.DiffsOmitted > 0 {
+		fmt.Fprintf(w, "(%d more differences not shown)\n", rep.DiffsOmitted)
+	}
 }

@@ -374,7 +374,7 @@ type sqlStore interface {
 
 // hourlyWalker is the pipeline side of comparisons (not every backend has it).
 type hourlyWalker interface {
-	EachPathHourly(ctx context.Context, fromHour int64, fn func(path string, hours [][3]int64) error) error
+	EachPathHourly(ctx context.Context, fromHour int64, fn func(path string, lastMs int64, hours [][3]int64) error) error
 }
 
 func (s *server) openStore(ctx context.Context) error {

@@ -17,9 +17,10 @@ type Cursor interface {
 	// Next moves to the next row and reports whether there is one; false
 	// with a nil error is the end.
 	Next() (bool, error)
-	// Row returns the current row. path stays valid until the cursor's
+	// Row returns the current row: lastSeenMs is the unix milliseconds of
+	// its latest event (0: not known). path stays valid until the cursor's
 	// next call of Next.
-	Row() (path []byte, requests, errors int64)
+	Row() (path []byte, requests, errors, lastSeenMs int64)
 }
 
 // Hour is the cursor of one hour bucket.
@@ -30,12 +31,13 @@ type Hour struct {
 
 // Walk calls fn for every path with requests or errors in the hours, in
 // path order (byte order), with its hours ascending as {hourBucket,
-// requests, errors} summed over the rows of the hour; rows with neither are
-// left out, and a path with only such rows is not visited. hours is reused
+// requests, errors} summed over the rows of the hour and lastSeenMs the
+// largest of those rows; rows with neither requests nor errors are left
+// out, and a path with only such rows is not visited. hours is reused
 // between calls and valid only during fn. Walk reads each cursor to its end
 // (unless it stops early) but closes none. An error from fn stops the walk
 // and is returned as is.
-func Walk(hours []Hour, fn func(path string, hours [][3]int64) error) error {
+func Walk(hours []Hour, fn func(path string, lastSeenMs int64, hours [][3]int64) error) error {
 	m := make(merge, 0, len(hours))
 	for _, h := range hours {
 		c := &cursor{Hour: h}
@@ -54,8 +56,8 @@ func Walk(hours []Hour, fn func(path string, hours [][3]int64) error) error {
 // cursor is an hour's cursor positioned on a row.
 type cursor struct {
 	Hour
-	path             []byte
-	requests, errors int64
+	path                         []byte
+	requests, errors, lastSeenMs int64
 }
 
 // next moves to the next row and caches it; ok is false at the end.
@@ -65,7 +67,7 @@ func (c *cursor) next() (ok bool, err error) {
 		return false, fmt.Errorf("hour %d: %w", c.Bucket, err)
 	}
 	if ok {
-		c.path, c.requests, c.errors = c.Cursor.Row()
+		c.path, c.requests, c.errors, c.lastSeenMs = c.Cursor.Row()
 	}
 	return ok, nil
 }
@@ -90,29 +92,32 @@ func (m *merge) Pop() any {
 }
 
 // walk pops the cursors in (path, hour) order and calls fn once per path.
-func (m *merge) walk(fn func(path string, hours [][3]int64) error) error {
+func (m *merge) walk(fn func(path string, lastSeenMs int64, hours [][3]int64) error) error {
 	var (
 		path  []byte
 		hours [][3]int64
+		last  int64
 	)
 	for m.Len() > 0 {
 		c := (*m)[0]
 		if len(hours) > 0 && !bytes.Equal(c.path, path) {
-			if err := fn(string(path), hours); err != nil {
+			if err := fn(string(path), last, hours); err != nil {
 				return err
 			}
 			hours = hours[:0]
 		}
 		if len(hours) == 0 {
-			path = append(path[:0], c.path...)
+			path, last = append(path[:0], c.path...), 0
 		}
 		switch n := len(hours); {
 		case c.requests == 0 && c.errors == 0:
 		case n > 0 && hours[n-1][0] == c.Bucket: // another proxy of the hour
 			hours[n-1][1] += c.requests
 			hours[n-1][2] += c.errors
+			last = max(last, c.lastSeenMs)
 		default:
 			hours = append(hours, [3]int64{c.Bucket, c.requests, c.errors})
+			last = max(last, c.lastSeenMs)
 		}
 		ok, err := c.next()
 		if err != nil {
@@ -125,7 +130,7 @@ func (m *merge) walk(fn func(path string, hours [][3]int64) error) error {
 		}
 	}
 	if len(hours) > 0 {
-		return fn(string(path), hours)
+		return fn(string(path), last, hours)
 	}
 	return nil
 }
