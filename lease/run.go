@@ -156,6 +156,14 @@ func (l *Lease) Do(ctx context.Context, wait time.Duration, fn func(ctx context.
 	if err := l.acquireWithin(ctx, wait); err != nil {
 		return err
 	}
+	return l.Hold(ctx, fn)
+}
+
+// Hold runs fn while holding a lease already acquired (TryAcquire returned
+// true): it renews the lease every ttl/3, cancels fn's context if the lease
+// is lost and releases the lease when fn returns. It returns ErrLost
+// (joined with fn's error) when the lease was lost while fn ran.
+func (l *Lease) Hold(ctx context.Context, fn func(ctx context.Context) error) error {
 	var fnErr error
 	lost := false
 	l.lead(ctx, func(jobCtx context.Context) {
