@@ -345,9 +345,10 @@ func (m *Manager) prune() {
 	}
 }
 
-// Follow returns this node's own job id and a function that waits until
-// its record differs from version v (or ctx ends) and returns it with its
-// new version; ok is false when the job does not run on this node.
+// Follow returns, for a job started on this node, a function that waits
+// until the job's record is no longer at version v (or ctx ends) and
+// returns it with its current version (start with v = 0); ok is false for
+// a job of another node.
 func (m *Manager) Follow(id string) (next func(ctx context.Context, v uint64) (Job, uint64), ok bool) {
 	t := m.tracked(id)
 	if t == nil {

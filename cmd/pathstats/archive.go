@@ -130,7 +130,7 @@ func (a *archiving) run(ctx context.Context) (archive.Result, error) {
 		return err
 	})
 	if errors.Is(err, lease.ErrBusy) {
-		return res, errArchiveBusy()
+		return res, fmt.Errorf("another archive run or restore held the writer lease for %s: %w", a.wait, err)
 	}
 	return res, err
 }
