@@ -156,12 +156,28 @@ func (l *Lease) Do(ctx context.Context, wait time.Duration, fn func(ctx context.
 	if err := l.acquireWithin(ctx, wait); err != nil {
 		return err
 	}
+	return l.Hold(ctx, fn)
+}
+
+// Hold runs fn while holding a lease already acquired (TryAcquire returned
+// true): it renews the lease every ttl/3, cancels fn's context if the lease
+// is lost and releases the lease when fn returns, also when ctx ended. It
+// returns ErrLost (joined with fn's error) when the lease was lost while
+// fn ran.
+func (l *Lease) Hold(ctx context.Context, fn func(ctx context.Context) error) error {
 	var fnErr error
 	lost := false
 	l.lead(ctx, func(jobCtx context.Context) {
 		fnErr = fn(jobCtx)
 		lost = !l.Held()
 	})
+	if l.Held() { // ctx ended: hand the lease over now rather than after the ttl
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(l.ttl, 5*time.Second))
+		if err := l.Release(rctx); err != nil {
+			l.log.Warn("lease release failed", "err", err)
+		}
+		cancel()
+	}
 	if lost && ctx.Err() == nil {
 		return errors.Join(ErrLost, fnErr)
 	}

@@ -41,7 +41,7 @@ func TestObserveBatchLosesNothingWithTinyMailboxes(t *testing.T) {
 	wg.Wait()
 	ctx := testCtx(t)
 	got := map[string][3]int64{}
-	err := s.EachPathHourly(ctx, pathstats.HourBucket(now.Add(-24*time.Hour)), func(path string, hours [][3]int64) error {
+	err := s.EachPathHourly(ctx, pathstats.HourBucket(now.Add(-24*time.Hour)), func(path string, _ int64, hours [][3]int64) error {
 		var sum [3]int64
 		for _, h := range hours {
 			sum[0]++
@@ -102,7 +102,7 @@ func TestObserveBatchFullFeedDropsAndCounts(t *testing.T) {
 		t.Fatalf("dropped %d events, %d batches", dropped, s.feed.dropped.Load())
 	}
 	var requests int64
-	_ = s.EachPathHourly(testCtx(t), 0, func(_ string, hours [][3]int64) error {
+	_ = s.EachPathHourly(testCtx(t), 0, func(_ string, _ int64, hours [][3]int64) error {
 		for _, h := range hours {
 			requests += h[1]
 		}

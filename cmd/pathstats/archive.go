@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,11 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pathstats/pathstats"
 	"github.com/pathstats/pathstats/api"
 	"github.com/pathstats/pathstats/archive"
+	"github.com/pathstats/pathstats/jobs"
 	"github.com/pathstats/pathstats/lease"
 )
 
@@ -36,10 +37,14 @@ type archiving struct {
 	a      *archive.Archiver
 	bucket pathstats.ObjectStore
 	url    string
-	writer *lease.Lease
+	kv     pathstats.KV
+	node   string
+	ttl    time.Duration // of the leases
 	leader *lease.Lease
+	jobs   *jobs.Manager // admin runs and restores
 	log    *slog.Logger
-	wait   time.Duration // how long a restore or run waits for the writer lease
+	wait   time.Duration // how long the elected archiver's run waits for the writer lease
+	seq    atomic.Int64  // makes each operation's writer-lease holder unique
 
 	mu       sync.Mutex
 	progress func(archive.Progress) // the listener of the operation running
@@ -69,8 +74,9 @@ func (s *server) startArchive(ctx context.Context) error {
 	}
 	arc := &archiving{
 		bucket: bucket, url: url, log: s.log.With("component", "archive"), wait: 2 * s.cfg.LeaseTTL,
-		writer: lease.New(s.kv, archiveWriteLease, s.node(), s.cfg.LeaseTTL),
+		kv: s.kv, node: s.node(), ttl: s.cfg.LeaseTTL,
 		leader: lease.New(s.kv, archiverLease, s.node(), s.cfg.LeaseTTL),
+		jobs:   jobs.New(s.workers, jobs.Config{KV: s.kv, Node: s.node(), Timeout: kvTimeout, Logger: s.log}),
 	}
 	arc.a, err = archive.New(archive.Config{
 		Store: store, Bucket: bucket, Retention: s.cfg.Retention, Logger: s.log, Registerer: s.reg, Progress: arc.report,
@@ -80,10 +86,15 @@ func (s *server) startArchive(ctx context.Context) error {
 		return err
 	}
 	s.archive = arc
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		arc.campaign(s.workers, s.cfg.ArchiveEvery)
+	}()
+	go func() {
+		defer s.wg.Done()
+		<-s.workers.Done() // shutdown interrupts the jobs; wait until their outcome is recorded
+		arc.jobs.Wait()
 	}()
 	return nil
 }
@@ -94,7 +105,7 @@ func (a *archiving) campaign(ctx context.Context, every time.Duration) {
 	a.leader.Run(ctx, func(ctx context.Context) {
 		a.log.Info("archiver elected", "every", every, "archive", a.url)
 		for {
-			if _, err := a.run(ctx, nil); err != nil && ctx.Err() == nil {
+			if _, err := a.run(ctx); err != nil && ctx.Err() == nil {
 				a.log.Warn("archive run", "err", err)
 			}
 			select {
@@ -109,49 +120,63 @@ func (a *archiving) campaign(ctx context.Context, every time.Duration) {
 	_ = a.leader.Release(rctx)
 }
 
-// run archives what is due, holding the writer lease.
-func (a *archiving) run(ctx context.Context, progress func(archive.Progress)) (archive.Result, error) {
+// run archives what is due (the elected archiver's periodic run), waiting
+// for the writer lease up to a.wait.
+func (a *archiving) run(ctx context.Context) (archive.Result, error) {
 	var res archive.Result
-	err := a.exclusive(ctx, progress, func(ctx context.Context) error {
+	err := a.writerLease("archiver").Do(ctx, a.wait, func(ctx context.Context) error {
 		var err error
-		res, err = a.a.RunOnce(ctx)
-		if res.Parts > 0 || res.Recovered > 0 {
-			a.log.Info("archived", "hours", res.Hours, "parts", res.Parts, "rows", res.Rows, "bytes", res.Bytes, "recovered", res.Recovered)
-		}
+		res, err = a.runOnce(ctx, nil)
 		return err
-	})
-	return res, err
-}
-
-// restore brings hours back into SQL, holding the writer lease.
-func (a *archiving) restore(ctx context.Context, from, to int64, hold time.Duration, progress func(archive.Progress)) (archive.RestoreResult, error) {
-	var res archive.RestoreResult
-	err := a.exclusive(ctx, progress, func(ctx context.Context) error {
-		var err error
-		res, err = a.a.Restore(ctx, from, to, hold)
-		a.log.Info("restored", "hours", res.Hours, "parts", res.Parts, "rows", res.Rows, "err", err)
-		return err
-	})
-	return res, err
-}
-
-// exclusive runs fn under the writer lease with progress as the listener.
-func (a *archiving) exclusive(ctx context.Context, progress func(archive.Progress), fn func(ctx context.Context) error) error {
-	err := a.writer.Do(ctx, a.wait, func(ctx context.Context) error {
-		a.mu.Lock()
-		a.progress = progress
-		a.mu.Unlock()
-		defer func() {
-			a.mu.Lock()
-			a.progress = nil
-			a.mu.Unlock()
-		}()
-		return fn(ctx)
 	})
 	if errors.Is(err, lease.ErrBusy) {
-		return pathstats.Errorf(pathstats.EConflict, "another archive run or restore is in progress; try again later")
+		return res, fmt.Errorf("another archive run or restore held the writer lease for %s: %w", a.wait, err)
 	}
-	return err
+	return res, err
+}
+
+// runOnce archives what is due with progress as the listener; the caller
+// holds the writer lease.
+func (a *archiving) runOnce(ctx context.Context, progress func(archive.Progress)) (archive.Result, error) {
+	defer a.listen(progress)()
+	res, err := a.a.RunOnce(ctx)
+	if res.Parts > 0 || res.Recovered > 0 {
+		a.log.Info("archived", "hours", res.Hours, "parts", res.Parts, "rows", res.Rows, "bytes", res.Bytes, "recovered", res.Recovered)
+	}
+	return res, err
+}
+
+// restore brings hours back into SQL with progress as the listener; the
+// caller holds the writer lease.
+func (a *archiving) restore(ctx context.Context, from, to int64, hold time.Duration, progress func(archive.Progress)) (archive.RestoreResult, error) {
+	defer a.listen(progress)()
+	res, err := a.a.Restore(ctx, from, to, hold)
+	a.log.Info("restored", "hours", res.Hours, "parts", res.Parts, "rows", res.Rows, "err", err)
+	return res, err
+}
+
+// listen makes progress the listener of the archiver until the returned
+// function is called.
+func (a *archiving) listen(progress func(archive.Progress)) func() {
+	a.mu.Lock()
+	a.progress = progress
+	a.mu.Unlock()
+	return func() {
+		a.mu.Lock()
+		a.progress = nil
+		a.mu.Unlock()
+	}
+}
+
+// writerLease returns a new contender for the archive-writer lease whose
+// holder names this operation alone, so that two operations of one node
+// exclude each other as two nodes do.
+func (a *archiving) writerLease(op string) *lease.Lease {
+	return lease.New(a.kv, archiveWriteLease, fmt.Sprintf("%s/%s-%d", a.node, op, a.seq.Add(1)), a.ttl)
+}
+
+func errArchiveBusy() error {
+	return pathstats.Errorf(pathstats.EConflict, "another archive run or restore is in progress; try again later")
 }
 
 // report forwards the archiver's progress to the current listener.
@@ -171,92 +196,69 @@ func (a *archiving) close() {
 }
 
 // archiveRoutes: GET /api/admin/archive (list), POST …/archive/run and
-// POST …/archive/restore (NDJSON progress lines, then the result).
+// POST …/archive/restore (start a job: 202, or NDJSON progress when asked
+// for), GET /api/admin/jobs and GET /api/admin/jobs/{id}.
 func (s *server) archiveRoutes() map[string]http.Handler {
 	if s.archive == nil {
 		off := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			api.WriteError(w, pathstats.Errorf(pathstats.ENotFound, "the archive is off (--archive off)"))
 		})
-		return map[string]http.Handler{"GET /api/admin/archive": off, "POST /api/admin/archive/run": off, "POST /api/admin/archive/restore": off}
+		return map[string]http.Handler{"GET /api/admin/archive": off, "POST /api/admin/archive/run": off, "POST /api/admin/archive/restore": off,
+			"GET /api/admin/jobs": off, "GET /api/admin/jobs/{id}": off}
 	}
 	a := s.archive
 	return map[string]http.Handler{
-		"GET /api/admin/archive": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			from, to, err := hourRange(r, false)
-			if err != nil {
-				api.WriteError(w, err)
-				return
-			}
-			hours, err := a.a.List(r.Context(), from, to)
-			if err != nil {
-				api.WriteError(w, pathstats.Errorf(pathstats.EUnavailable, "list the archive: %v", err))
-				return
-			}
-			if hours == nil {
-				hours = []archive.HourInfo{}
-			}
-			api.WriteData(w, http.StatusOK, map[string]any{"archive": a.url, "hours": hours})
-		}),
-		"POST /api/admin/archive/run": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			streamOp(w, r, func(ctx context.Context, p func(archive.Progress)) (any, error) { return a.run(ctx, p) })
-		}),
-		"POST /api/admin/archive/restore": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			from, to, err := hourRange(r, true)
-			if err != nil {
-				api.WriteError(w, err)
-				return
-			}
-			hold, err := holdParam(r)
-			if err != nil {
-				api.WriteError(w, err)
-				return
-			}
-			streamOp(w, r, func(ctx context.Context, p func(archive.Progress)) (any, error) {
-				return a.restore(ctx, from, to, hold, p)
-			})
-		}),
+		"GET /api/admin/archive":          http.HandlerFunc(a.serveList),
+		"POST /api/admin/archive/run":     http.HandlerFunc(a.serveRun),
+		"POST /api/admin/archive/restore": http.HandlerFunc(a.serveRestore),
+		"GET /api/admin/jobs":             http.HandlerFunc(a.serveJobs),
+		"GET /api/admin/jobs/{id}":        http.HandlerFunc(a.serveJob),
 	}
 }
 
-// streamOp runs a long archive operation and answers NDJSON: one
-// {"progress":…} line per hour, then {"result":…} or {"error","message"}.
-// An error before the first line (the archive busy, a backend down) is an
-// ordinary error answer with its status.
-func streamOp(w http.ResponseWriter, r *http.Request, op func(context.Context, func(archive.Progress)) (any, error)) {
-	flusher, _ := w.(http.Flusher)
-	enc := json.NewEncoder(w)
-	var mu sync.Mutex
-	started := false
-	line := func(v any) {
-		mu.Lock()
-		defer mu.Unlock()
-		if !started {
-			w.Header().Set("Content-Type", "application/x-ndjson")
-			w.WriteHeader(http.StatusOK)
-			started = true
-		}
-		_ = enc.Encode(v)
-		if flusher != nil {
-			flusher.Flush()
-		}
-	}
-	res, err := op(r.Context(), func(p archive.Progress) { line(map[string]any{"progress": p}) })
+// serveList answers the archived hours; an archive that cannot be read
+// (bucket gone, manifest unreadable, part missing) is 503, never an empty
+// list.
+func (a *archiving) serveList(w http.ResponseWriter, r *http.Request) {
+	from, to, err := hourRange(r, false)
 	if err != nil {
-		var perr *pathstats.Error
-		if !errors.As(err, &perr) {
-			perr = pathstats.Errorf(pathstats.EUnavailable, "archive: %v", err)
-		}
-		mu.Lock()
-		inStream := started
-		mu.Unlock()
-		if !inStream {
-			api.WriteError(w, perr)
-			return
-		}
-		line(map[string]any{"error": perr.Code, "message": perr.Message, "result": res})
+		api.WriteError(w, err)
 		return
 	}
-	line(map[string]any{"result": res})
+	hours, err := a.a.List(r.Context(), from, to)
+	if err != nil {
+		a.log.Warn("archive list", "err", err)
+		api.WriteError(w, pathstats.Errorf(pathstats.EUnavailable, "the archive cannot be read: %v", err))
+		return
+	}
+	if hours == nil {
+		hours = []archive.HourInfo{}
+	}
+	api.WriteData(w, http.StatusOK, map[string]any{"archive": a.url, "hours": hours})
+}
+
+// serveRun starts an archive run as a job.
+func (a *archiving) serveRun(w http.ResponseWriter, r *http.Request) {
+	a.startJob(w, r, "archive", func(ctx context.Context, p func(archive.Progress)) (any, error) {
+		return a.runOnce(ctx, p)
+	})
+}
+
+// serveRestore validates the range and hold and starts a restore as a job.
+func (a *archiving) serveRestore(w http.ResponseWriter, r *http.Request) {
+	from, to, err := hourRange(r, true)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	hold, err := holdParam(r)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	a.startJob(w, r, "restore", func(ctx context.Context, p func(archive.Progress)) (any, error) {
+		return a.restore(ctx, from, to, hold, p)
+	})
 }
 
 // hourRange reads from/to (RFC 3339, "2006-01-02T15" or "2006-01-02") as
@@ -299,15 +301,21 @@ func parseHour(v string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not a time (2026-11-01, 2026-11-01T13 or RFC 3339)", strings.TrimSpace(v))
 }
 
-// holdParam reads hold (a duration, default 24h, at most 90 days): how long
-// restored hours stay in SQL before the archiver takes them again.
+// Bounds of the restore hold.
+const (
+	minHold = time.Second
+	maxHold = 90 * 24 * time.Hour
+)
+
+// holdParam reads hold (a duration, default 24h, from 1s to 90 days): how
+// long restored hours stay in SQL before the archiver takes them again.
 func holdParam(r *http.Request) (time.Duration, error) {
 	v := r.URL.Query().Get("hold")
 	if v == "" {
 		return 24 * time.Hour, nil
 	}
 	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 || d > 90*24*time.Hour {
+	if err != nil || d < minHold || d > maxHold {
 		return 0, pathstats.Errorf(pathstats.EInvalidParameter, "hold must be a duration between 1s and 2160h, not %q", v)
 	}
 	return d, nil

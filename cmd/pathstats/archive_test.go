@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +13,6 @@ import (
 	"time"
 
 	"github.com/pathstats/pathstats"
-	"github.com/pathstats/pathstats/archive"
 	"github.com/pathstats/pathstats/internal/s3test"
 	"github.com/pathstats/pathstats/sqlite"
 )
@@ -167,30 +164,6 @@ func decodeData(t *testing.T, env map[string]any, v any) {
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// TestStreamOpErrors: an error before any progress is an ordinary error
-// answer with its status; after progress it is the stream's last line.
-func TestStreamOpErrors(t *testing.T) {
-	busy := func(context.Context, func(archive.Progress)) (any, error) {
-		return nil, pathstats.Errorf(pathstats.EConflict, "busy")
-	}
-	rec := httptest.NewRecorder()
-	streamOp(rec, httptest.NewRequest("POST", "/", nil), busy)
-	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), `"CONFLICT"`) {
-		t.Fatalf("busy: %d %s", rec.Code, rec.Body.String())
-	}
-	down := func(_ context.Context, p func(archive.Progress)) (any, error) {
-		p(archive.Progress{Op: "restore", Done: 1, Total: 2})
-		return archive.RestoreResult{Hours: 1}, errors.New("connection refused")
-	}
-	rec = httptest.NewRecorder()
-	streamOp(rec, httptest.NewRequest("POST", "/", nil), down)
-	lines := strings.Split(strings.TrimSpace(rec.Body.String()), "\n")
-	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/x-ndjson" || len(lines) != 2 ||
-		!strings.Contains(lines[0], `"done":1`) || !strings.Contains(lines[1], `"error":"UNAVAILABLE"`) || !strings.Contains(lines[1], `"hours":1`) {
-		t.Fatalf("mid-stream error: %d %q", rec.Code, lines)
 	}
 }
 
