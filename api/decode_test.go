@@ -22,7 +22,7 @@ func decodeBody(body []byte, ndjson bool) (*decoder, error) {
 }
 
 func TestDecodeFields(t *testing.T) {
-	body := `{"timestamp":"2025-06-01T13:00:00+02:00","path":"/a\u00e9\ud83d\ude00\/b\"\\\n","method":"PATCH",` +
+	body := `{"timestamp":"2025-06-01T13:00:00+02:00","path":"/a\u00e9\ud83d\ude00\/b\"\\\u0041","method":"PATCH",` +
 		`"status":2e2,"latencyMs":1.25,"proxyId":"edge_1.eu-west","clientIp":"2001:db8::1","unknown":[true,false,null,{"a":-0.5e-3}]}` + "\n" +
 		`{"timestamp":1748779200123.5,"path":"/lone\ud800x","status":599.0,"path":"/dup"}` + "\n" +
 		`{"status":100,"path":"/z","timestamp":null,"latencyMs":null,"method":"","proxyId":null,"clientIp":""}`
@@ -31,7 +31,7 @@ func TestDecodeFields(t *testing.T) {
 		t.Fatalf("err %v, problems %+v", err, d.probs.list)
 	}
 	want := []pathstats.Event{
-		{Time: time.Date(2025, 6, 1, 11, 0, 0, 0, time.UTC), Path: "/a\u00e9\U0001F600/b\"\\\n", Method: "PATCH",
+		{Time: time.Date(2025, 6, 1, 11, 0, 0, 0, time.UTC), Path: "/a\u00e9\U0001F600/b\"\\A", Method: "PATCH",
 			Status: 200, LatencyMs: 1.25, ProxyID: "edge_1.eu-west", ClientIP: "2001:db8::1"},
 		{Time: time.UnixMicro(1748779200123500).UTC(), Path: "/dup", Status: 599, ProxyID: "default"},
 		{Path: "/z", Status: 100, ProxyID: "default"}, // no time: the request's, zero until batched
@@ -154,7 +154,8 @@ func FuzzDecodeEvents(f *testing.F) {
 func checkEventInvariants(t *testing.T, i int, e pathstats.Event) {
 	t.Helper()
 	switch {
-	case e.Path == "" || e.Path[0] != '/' || len(e.Path) > MaxEventPathBytes || !utf8.ValidString(e.Path):
+	case e.Path == "" || e.Path[0] != '/' || len(e.Path) > MaxEventPathBytes || !utf8.ValidString(e.Path) ||
+		pathstats.IndexControl(e.Path) >= 0:
 		t.Fatalf("event %d: bad path %q", i, e.Path)
 	case e.Status < 100 || e.Status > 599:
 		t.Fatalf("event %d: status %d", i, e.Status)

@@ -92,10 +92,27 @@ func runCheck(ctx context.Context, check func(context.Context) error) (err error
 var (
 	urlUserinfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@`)
 	secretParam = regexp.MustCompile(`(?i)\b(password|passwd|pwd|token|secret)=[^\s&]+`)
+	// fsPath is an absolute file system path (after a space, quote, '(',
+	// '[', '=' or at the start) or a file:// URL.
+	fsPath = regexp.MustCompile(`(^|[\s"'(\[=])/[^\s"',;:)\]]+|file://[^\s"',;)\]]*`)
 )
 
+// maskPaths replaces file system paths in msg by <path>.
+func maskPaths(msg string) string {
+	return fsPath.ReplaceAllStringFunc(msg, func(m string) string {
+		if strings.HasPrefix(m, "file://") {
+			return "file://<path>"
+		}
+		if m[0] != '/' {
+			return m[:1] + "<path>"
+		}
+		return "<path>"
+	})
+}
+
 // checkMessage is the client-safe text of a check result: "ok", "timeout",
-// or the error shortened, with URL credentials and secret parameters masked.
+// or the error shortened, with URL credentials, secret parameters and file
+// system paths masked.
 func checkMessage(err error) string {
 	switch {
 	case err == nil:
@@ -105,6 +122,7 @@ func checkMessage(err error) string {
 	}
 	msg := urlUserinfo.ReplaceAllString(err.Error(), "${1}***@")
 	msg = secretParam.ReplaceAllString(msg, "${1}=***")
+	msg = maskPaths(msg)
 	if len(msg) > maxCheckMessage {
 		msg = strings.ToValidUTF8(msg[:maxCheckMessage], "") + "…"
 	}

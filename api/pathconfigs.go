@@ -1,9 +1,8 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/internal/inputerr"
 )
 
 // maxConfigBody bounds a path-config request body.
@@ -51,13 +51,17 @@ func getPathConfigs(w http.ResponseWriter, r *http.Request, store pathstats.Path
 		WriteData(w, http.StatusOK, all)
 		return
 	}
+	if err := validConfigPath(path[0], pathstats.EInvalidParameter); err != nil {
+		WriteError(w, err)
+		return
+	}
 	for _, c := range all {
 		if c.Path == path[0] {
 			WriteData(w, http.StatusOK, c)
 			return
 		}
 	}
-	WriteError(w, pathstats.Errorf(pathstats.ENotFound, "no config for path %q", truncate(path[0], 64)))
+	WriteError(w, pathstats.Errorf(pathstats.ENotFound, "no config for path %s", inputerr.Quote(path[0])))
 }
 
 func putPathConfig(w http.ResponseWriter, r *http.Request, store pathstats.PathConfigStore) {
@@ -68,6 +72,10 @@ func putPathConfig(w http.ResponseWriter, r *http.Request, store pathstats.PathC
 	}
 	if in.Path == "" {
 		in.Path = r.URL.Query().Get("path")
+		if err := validConfigPath(in.Path, pathstats.EInvalidParameter); err != nil {
+			WriteError(w, err)
+			return
+		}
 	}
 	cfg, err := in.validate()
 	if err != nil {
@@ -83,22 +91,22 @@ func putPathConfig(w http.ResponseWriter, r *http.Request, store pathstats.PathC
 }
 
 func deletePathConfig(w http.ResponseWriter, r *http.Request, store pathstats.PathConfigStore) {
-	path := r.URL.Query().Get("path")
+	path, pathCode := r.URL.Query().Get("path"), pathstats.EInvalidParameter
 	if path == "" && r.ContentLength != 0 {
 		in, err := decodeConfigBody(w, r)
 		if err != nil {
 			WriteError(w, err)
 			return
 		}
-		path = in.Path
+		path, pathCode = in.Path, pathstats.EInvalidBody
 	}
-	if err := validConfigPath(path); err != nil {
+	if err := validConfigPath(path, pathCode); err != nil {
 		WriteError(w, err)
 		return
 	}
 	if err := store.DeletePathConfig(r.Context(), path); err != nil {
 		if errors.Is(err, pathstats.ErrNotFound) {
-			WriteError(w, pathstats.Errorf(pathstats.ENotFound, "no config for path %q", truncate(path, 64)))
+			WriteError(w, pathstats.Errorf(pathstats.ENotFound, "no config for path %s", inputerr.Quote(path)))
 			return
 		}
 		WriteError(w, unavailable(err))
@@ -120,63 +128,81 @@ func decodeConfigBody(w http.ResponseWriter, r *http.Request) (PathConfigInput, 
 		if errors.As(err, &tooBig) {
 			return in, pathstats.Errorf(pathstats.EPayloadTooLarge, "body larger than %d bytes", maxConfigBody)
 		}
-		return in, pathstats.Errorf(pathstats.EInvalidBody, "read body: %v", err)
+		return in, pathstats.Errorf(pathstats.EInvalidBody, "could not read the body")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		return in, pathstats.Errorf(pathstats.EInvalidBody, "invalid JSON: %v", err)
-	}
-	if dec.More() {
-		return in, pathstats.Errorf(pathstats.EInvalidBody, "invalid JSON: trailing data")
-	}
-	return in, nil
+	return in, inputerr.DecodeJSON(body, &in)
 }
 
-func validConfigPath(p string) error {
-	if p == "" || p[0] != '/' || len(p) > pathstats.MaxPathLength || !utf8.ValidString(p) {
-		return pathstats.Errorf(pathstats.EInvalidParameter, "path must start with / and be valid UTF-8 of at most %d bytes", pathstats.MaxPathLength)
+// validConfigPath checks a config's path; code is INVALID_PARAMETER for
+// ?path= and INVALID_BODY for the body's path field.
+func validConfigPath(p string, code string) error {
+	var rule string
+	switch {
+	case p == "":
+		rule = "required (in the body or as ?path=)"
+	case p[0] != '/':
+		rule = `must start with "/"`
+	case len(p) > pathstats.MaxPathLength:
+		rule = fmt.Sprintf("longer than %d bytes", pathstats.MaxPathLength)
+	case !utf8.ValidString(p):
+		rule = "must be valid UTF-8"
+	case pathstats.IndexControl(p) >= 0:
+		rule = "must not contain control characters (bytes below 0x20 or 0x7f); percent-encode them as the gateway records them"
+	default:
+		return nil
 	}
-	return nil
+	return pathstats.Errorf(code, "path: %s", rule)
 }
 
 func (in PathConfigInput) validate() (pathstats.PathConfig, error) {
 	out := pathstats.PathConfig{Path: in.Path, ProxyID: in.ProxyID, ProxyPattern: in.ProxyPattern}
-	if err := validConfigPath(in.Path); err != nil {
+	if err := validConfigPath(in.Path, pathstats.EInvalidBody); err != nil {
 		return out, err
 	}
 	bad := func(format string, args ...any) error {
 		return pathstats.Errorf(pathstats.EInvalidBody, format, args...)
 	}
-	if len(in.ProxyID) > maxProxyLen || len(in.ProxyPattern) > pathstats.MaxPathLength {
-		return out, bad("proxyId or proxyPattern too long")
+	if len(in.ProxyID) > maxProxyLen {
+		return out, bad("proxyId: longer than %d bytes", maxProxyLen)
+	}
+	if len(in.ProxyPattern) > pathstats.MaxPathLength {
+		return out, bad("proxyPattern: longer than %d bytes", pathstats.MaxPathLength)
 	}
 	if in.Cache != nil {
 		if in.Cache.TTLSeconds < 0 || in.Cache.TTLSeconds > 365*24*3600 {
-			return out, bad("cache.ttlSeconds must be between 0 and 31536000")
+			return out, bad("cache.ttlSeconds: must be between 0 and 31536000")
 		}
 		out.Cache = *in.Cache
 	}
 	if in.RateLimit != nil {
 		if in.RateLimit.RequestsPerMinute < 0 || in.RateLimit.RequestsPerMinute > 1e9 {
-			return out, bad("rateLimit.requestsPerMinute must be between 0 and 1000000000")
+			return out, bad("rateLimit.requestsPerMinute: must be between 0 and 1000000000")
 		}
 		out.RateLimit = *in.RateLimit
 	}
 	if in.Geo != nil {
-		for _, list := range [][]string{in.Geo.Allow, in.Geo.Deny} {
-			if len(list) > 300 {
-				return out, bad("geo lists hold at most 300 country codes")
-			}
-			for _, c := range list {
-				if !isCountryCode(c) {
-					return out, bad("geo country code %q must be two upper-case letters", truncate(c, 8))
-				}
+		for _, err := range []error{countryCodes("geo.allow", in.Geo.Allow), countryCodes("geo.deny", in.Geo.Deny)} {
+			if err != nil {
+				return out, err
 			}
 		}
 		out.Geo = *in.Geo
 	}
 	return out, nil
+}
+
+// countryCodes checks the geo list named name: at most 300 two-letter
+// upper-case country codes.
+func countryCodes(name string, list []string) error {
+	if len(list) > 300 {
+		return pathstats.Errorf(pathstats.EInvalidBody, "%s: holds at most 300 country codes", name)
+	}
+	for i, c := range list {
+		if !isCountryCode(c) {
+			return pathstats.Errorf(pathstats.EInvalidBody, "%s[%d]: %s must be two upper-case letters", name, i, inputerr.Quote(c))
+		}
+	}
+	return nil
 }
 
 func isCountryCode(c string) bool {

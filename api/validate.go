@@ -125,9 +125,21 @@ func checkPath(v rawValue, out *string) string {
 		return `must start with "/"`
 	case len(v.b) > MaxEventPathBytes:
 		return "longer than " + strconv.Itoa(MaxEventPathBytes) + " bytes"
+	case hasControl(v.b):
+		return "must not contain control characters (bytes below 0x20 or 0x7f); percent-encode them"
 	}
 	*out = string(v.b)
 	return ""
+}
+
+// hasControl reports whether b holds an ASCII control character.
+func hasControl(b []byte) bool {
+	for _, c := range b {
+		if pathstats.IsControlByte(c) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *checker) method(v rawValue, out *string) string {

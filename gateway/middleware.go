@@ -17,7 +17,8 @@ const StatusClientClosed = 499
 
 // Middleware records every response of next: rec.Record(proxyID, path,
 // status, latency, end) with path the request's URL.Path as received (before
-// next can change it), status the first final status written (200 when next
+// next can change it; control characters percent-encoded, so /a%00b is
+// recorded as "/a%00b", never with a raw NUL), status the first final status written (200 when next
 // writes nothing, 101 when it hijacks the connection first, 500 when it
 // panics first), latency the time spent in next.ServeHTTP and end the time
 // it returned. The Recorder interface takes no method, so none is recorded.
@@ -42,7 +43,7 @@ type recording struct {
 var writerPool = sync.Pool{New: func() any { return new(statusWriter) }}
 
 func (m *recording) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := r.URL.Path
+	path := escapeControl(r.URL.Path)
 	sw := writerPool.Get().(*statusWriter)
 	sw.rw, sw.status = w, 0
 	returned := false
@@ -139,4 +140,24 @@ func (w *statusWriter) abandon(status int) {
 	if w.status == 0 {
 		w.status = status
 	}
+}
+
+// escapeControl percent-encodes the control characters (below 0x20 and
+// 0x7f) of a decoded request path; a path without any is returned as is.
+func escapeControl(p string) string {
+	i := pathstats.IndexControl(p)
+	if i < 0 {
+		return p
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(p)+8)
+	b = append(b, p[:i]...)
+	for ; i < len(p); i++ {
+		if c := p[i]; pathstats.IsControlByte(c) {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		} else {
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }

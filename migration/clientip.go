@@ -1,11 +1,14 @@
 package migration
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/pathstats/pathstats/internal/inputerr"
 )
 
 // ipSet matches addresses against a list of IPs and CIDRs in time
@@ -18,28 +21,43 @@ type ipSet struct {
 	lens6    []int // distinct prefix lengths of IPv6 prefixes
 }
 
-// parseIPEntry parses an IP or a CIDR; IPv4-mapped IPv6 forms are unmapped.
+// Reasons an IP list entry is refused.
+var (
+	errNotIP      = errors.New("not an IP address or CIDR")
+	errZone       = errors.New("an IPv6 zone (%…) is not allowed")
+	errMappedBits = errors.New("an IPv4-mapped prefix must be /96 or longer; write it as an IPv4 CIDR (::ffff:10.0.0.0/104 is 10.0.0.0/8)")
+)
+
+// parseIPEntry parses an IP or a CIDR into a masked prefix (an IP is a
+// full-length one). IPv4-mapped IPv6 forms are unmapped, as client
+// addresses are: ::ffff:10.0.0.1 is 10.0.0.1 and ::ffff:10.0.0.0/104 is
+// 10.0.0.0/8, so both match IPv4 clients however they connect. A mapped
+// prefix shorter than /96 (it would reach outside the mapped range) and a
+// zone are refused. The error is a reason without the entry.
 func parseIPEntry(s string) (netip.Prefix, error) {
 	s = strings.TrimSpace(s)
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("parse cidr %q: %w", s, err)
+			return netip.Prefix{}, errNotIP
 		}
 		a, bits := p.Addr(), p.Bits()
 		if a.Is4In6() {
 			if bits < 96 {
-				return netip.Prefix{}, fmt.Errorf("parse cidr %q: mapped prefix shorter than /96", s)
+				return netip.Prefix{}, errMappedBits
 			}
 			a, bits = a.Unmap(), bits-96
 		}
-		return netip.PrefixFrom(a.WithZone(""), bits).Masked(), nil
+		return netip.PrefixFrom(a, bits).Masked(), nil
 	}
 	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("parse ip %q: %w", s, err)
+	switch {
+	case err != nil:
+		return netip.Prefix{}, errNotIP
+	case a.Zone() != "":
+		return netip.Prefix{}, errZone
 	}
-	a = a.Unmap().WithZone("")
+	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
@@ -52,7 +70,7 @@ func newIPSet(entries []string) (*ipSet, error) {
 		p, err := parseIPEntry(e)
 		if err != nil {
 			if firstErr == nil {
-				firstErr = err
+				firstErr = fmt.Errorf("%s: %w", inputerr.Quote(e), err)
 			}
 			continue
 		}

@@ -6,11 +6,11 @@ package migration
 
 import (
 	"math"
-	"net/netip"
 	"slices"
 	"strings"
 
 	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/internal/inputerr"
 )
 
 // MaxListEntries is the largest number of entries in forceNewAPIIPs or
@@ -48,28 +48,28 @@ func normalizeConfig(c pathstats.MigrationConfig) (pathstats.MigrationConfig, er
 // decimals and returns them rounded to exactly two.
 func checkPercentage(p float64) (float64, error) {
 	if math.IsNaN(p) || math.IsInf(p, 0) || p < 0 || p > 100 {
-		return 0, pathstats.Errorf(pathstats.EInvalidPercentage, "newAPIPercentage must be a number between 0 and 100")
+		return 0, pathstats.Errorf(pathstats.EInvalidPercentage, "newAPIPercentage: must be a number between 0 and 100")
 	}
 	hundredths := math.Round(p * 100)
 	if math.Abs(p*100-hundredths) > 1e-6 {
-		return 0, pathstats.Errorf(pathstats.EInvalidPercentage, "newAPIPercentage has more than two decimals")
+		return 0, pathstats.Errorf(pathstats.EInvalidPercentage, "newAPIPercentage: must have at most two decimals")
 	}
 	return hundredths / 100, nil
 }
 
-// normalizeList parses every entry as an IP or CIDR, rewrites it in
-// canonical form (IPv4-mapped IPv6 addresses as IPv4, prefixes masked) and
-// drops duplicates, keeping the first occurrence's order.
+// normalizeList parses every entry as an IP or CIDR (see parseIPEntry),
+// rewrites it in canonical form (IPv4-mapped IPv6 as IPv4, prefixes masked)
+// and drops duplicates, keeping the first occurrence's order.
 func normalizeList(field string, in []string) ([]string, error) {
 	if len(in) > MaxListEntries {
-		return nil, pathstats.Errorf(pathstats.EInvalidBody, "%s has %d entries, at most %d allowed", field, len(in), MaxListEntries)
+		return nil, pathstats.Errorf(pathstats.EInvalidBody, "%s: has %d entries, at most %d allowed", field, len(in), MaxListEntries)
 	}
 	out := make([]string, 0, len(in))
 	seen := make(map[string]struct{}, len(in))
 	for i, s := range in {
-		canon, ok := canonicalEntry(s)
-		if !ok {
-			return nil, pathstats.Errorf(pathstats.EInvalidBody, "%s[%d]: %q is not an IP address or CIDR", field, i, truncateText(s, 64))
+		canon, err := canonicalEntry(s)
+		if err != nil {
+			return nil, pathstats.Errorf(pathstats.EInvalidBody, "%s[%d]: %s: %v", field, i, inputerr.Quote(s), err)
 		}
 		if _, dup := seen[canon]; dup {
 			continue
@@ -80,31 +80,17 @@ func normalizeList(field string, in []string) ([]string, error) {
 	return out, nil
 }
 
-// canonicalEntry returns the canonical form of an IP or CIDR entry.
-func canonicalEntry(s string) (string, bool) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return "", false
-		}
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		return p.Masked().String(), true
+// canonicalEntry returns the canonical form of an IP or CIDR entry: a CIDR
+// stays a CIDR (10.0.0.1/32), an IP stays an IP.
+func canonicalEntry(s string) (string, error) {
+	p, err := parseIPEntry(s)
+	if err != nil {
+		return "", err
 	}
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		return "", false
+	if !strings.Contains(s, "/") {
+		return p.Addr().String(), nil
 	}
-	return a.Unmap().String(), true
-}
-
-func truncateText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
+	return p.String(), nil
 }
 
 // cloneConfig copies c so its lists can be changed without touching c's.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pathstats/pathstats"
 	"github.com/pathstats/pathstats/api"
+	"github.com/pathstats/pathstats/internal/inputerr"
 )
 
 // Limits of PUT /api/admin/paths/migration-config.
@@ -195,7 +196,7 @@ func readPatch(w http.ResponseWriter, r *http.Request) (configPatch, error) {
 		if errors.As(err, &mbe) {
 			return configPatch{}, pathstats.Errorf(pathstats.EPayloadTooLarge, "body larger than %d bytes", maxConfigBody)
 		}
-		return configPatch{}, pathstats.Errorf(pathstats.EInvalidBody, "read body: %v", err)
+		return configPatch{}, pathstats.Errorf(pathstats.EInvalidBody, "could not read the body")
 	}
 	fields, err := decodeObject(body)
 	if err != nil {
@@ -229,28 +230,38 @@ func decodeObject(body []byte) (map[string]json.RawMessage, error) {
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, bad("body is not valid JSON")
+			return nil, notJSON(err)
 		}
 		key, _ := tok.(string)
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			if key == fieldPercent {
-				return nil, pathstats.Errorf(pathstats.EInvalidPercentage, "newAPIPercentage must be a number between 0 and 100")
+				return nil, pathstats.Errorf(pathstats.EInvalidPercentage, "newAPIPercentage: must be a number between 0 and 100")
 			}
-			return nil, bad("body is not valid JSON")
+			return nil, notJSON(err)
 		}
 		if _, dup := out[key]; dup {
-			return nil, bad("field %q appears twice", truncateText(key, 64))
+			return nil, bad("field %s appears twice", inputerr.Quote(key))
 		}
 		out[key] = raw
 	}
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return nil, bad("body is not valid JSON")
+		return nil, notJSON(err)
 	}
+	end := int(dec.InputOffset())
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, bad("unexpected data after the JSON object")
+		return nil, inputerr.Trailing(body, end)
 	}
 	return out, nil
+}
+
+// notJSON is the INVALID_BODY error of a malformed body, with the offset
+// when the decoder knows it.
+func notJSON(err error) error {
+	if err == nil || errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return inputerr.JSON(err, nil)
 }
 
 // decodePatch types the known fields; an unknown field is INVALID_BODY.
@@ -268,13 +279,13 @@ func decodePatch(fields map[string]json.RawMessage) (configPatch, error) {
 		case fieldCompare:
 			var b bool
 			if raw[0] != 't' && raw[0] != 'f' || json.Unmarshal(raw, &b) != nil {
-				err = pathstats.Errorf(pathstats.EInvalidBody, "enableComparison must be true or false")
+				err = pathstats.Errorf(pathstats.EInvalidBody, "enableComparison: must be true or false")
 			}
 			p.compare = &b
 		case fieldVersion, fieldUpdatedAt:
 			// Owned by the server; use If-Match for compare-and-set.
 		default:
-			err = pathstats.Errorf(pathstats.EInvalidBody, "unknown field %q", truncateText(key, 64))
+			err = pathstats.Errorf(pathstats.EInvalidBody, "unknown field %s", inputerr.Quote(key))
 		}
 		if err != nil {
 			return configPatch{}, err
@@ -287,7 +298,7 @@ func decodePatch(fields map[string]json.RawMessage) (configPatch, error) {
 func decodePercentage(raw json.RawMessage) (*float64, error) {
 	var f float64
 	if c := raw[0]; c != '-' && (c < '0' || c > '9') || json.Unmarshal(raw, &f) != nil {
-		return nil, pathstats.Errorf(pathstats.EInvalidPercentage, "newAPIPercentage must be a number between 0 and 100")
+		return nil, pathstats.Errorf(pathstats.EInvalidPercentage, "newAPIPercentage: must be a number between 0 and 100")
 	}
 	if _, err := checkPercentage(f); err != nil {
 		return nil, err
@@ -299,10 +310,10 @@ func decodePercentage(raw json.RawMessage) (*float64, error) {
 func decodeList(field string, raw json.RawMessage) (*[]string, error) {
 	var list []string
 	if raw[0] != '[' || json.Unmarshal(raw, &list) != nil {
-		return nil, pathstats.Errorf(pathstats.EInvalidBody, "%s must be an array of IP or CIDR strings", field)
+		return nil, pathstats.Errorf(pathstats.EInvalidBody, "%s: must be an array of IP or CIDR strings", field)
 	}
 	if len(list) > MaxListEntries {
-		return nil, pathstats.Errorf(pathstats.EInvalidBody, "%s has %d entries, at most %d allowed", field, len(list), MaxListEntries)
+		return nil, pathstats.Errorf(pathstats.EInvalidBody, "%s: has %d entries, at most %d allowed", field, len(list), MaxListEntries)
 	}
 	return &list, nil
 }

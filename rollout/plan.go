@@ -3,13 +3,11 @@ package rollout
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"math"
 	"time"
 
 	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/internal/inputerr"
 )
 
 // Plan limits and defaults.
@@ -43,11 +41,11 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil || bytes.Equal(b, []byte("null")) {
-		return errors.New("dwell must be a duration string such as \"10m\"")
+		return invalid(`dwell: must be a duration string such as "10m"`)
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("dwell %q is not a duration", s)
+		return invalid(`dwell: %s is not a duration such as "10m"`, inputerr.Quote(s))
 	}
 	*d = Duration(v)
 	return nil
@@ -120,20 +118,9 @@ func setIf(dst, v *float64) {
 }
 
 // decodeStrict decodes exactly one JSON value into v, rejecting unknown
-// fields.
+// fields and trailing data; messages name the field and the rule.
 func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return invalid("body is empty")
-		}
-		return invalid("body is not a valid plan: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return invalid("body has trailing data")
-	}
-	return nil
+	return inputerr.DecodeJSON(data, v)
 }
 
 // Validate checks the plan: 1–20 steps, strictly increasing, each in
