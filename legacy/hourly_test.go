@@ -48,7 +48,7 @@ func TestEachPathHourly(t *testing.T) {
 	if err := s.EachPathHourly(ctx, 0, func(string, int64, [][3]int64) error { n++; return stop }); err != stop || n != 1 {
 		t.Fatalf("stop: err %v after %d calls", err, n)
 	}
-	if err := s.Decommission(ctx, true); err != nil {
+	if _, err := s.Decommission(ctx, true); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.EachPathHourly(ctx, 0, func(string, int64, [][3]int64) error { return nil }); pathstats.ErrorCode(err) != pathstats.EGone {

@@ -12,8 +12,8 @@ import (
 )
 
 // Gate says whether the migration config still routes any client to the
-// legacy system; batch-cleanup refuses while it does (unless force=true).
-// A nil Gate never refuses.
+// legacy system; batch-cleanup and decommission refuse while it does (unless
+// force=true). A nil Gate never refuses.
 type Gate func(ctx context.Context) (legacyInUse bool, err error)
 
 // cleanupBudget bounds one batch-cleanup request: no batch starts after it,
@@ -29,6 +29,7 @@ type CleanupResult struct {
 // DecommissionResult is the data of a decommission answer.
 type DecommissionResult struct {
 	State     string `json:"state"`
+	Deleted   int    `json:"deleted"`   // instances the decommission deleted
 	Instances int    `json:"instances"` // left in storage (force)
 }
 
@@ -40,8 +41,9 @@ type DecommissionResult struct {
 //	     all instances in batches for up to 10 s, then answers {deleted,
 //	     remaining}; repeat while remaining > 0. 409 CONFLICT while gate says
 //	     legacy is in use, unless force.
-//	POST /api/admin/paths/do/decommission   ?force=true; 409 while instances
-//	     remain, unless force.
+//	POST /api/admin/paths/do/decommission   ?force=true: stops the dual write,
+//	     deletes every instance (force keeps them) and turns the system off;
+//	     409 CONFLICT while gate says legacy is in use, unless force.
 //
 // After decommission every one of them answers 410 GONE.
 func (s *System) Handlers(gate Gate) map[string]http.Handler {
@@ -49,7 +51,7 @@ func (s *System) Handlers(gate Gate) map[string]http.Handler {
 		"GET /api/admin/paths/do/stats":          s.live(s.handleStats),
 		"GET /api/admin/paths/do/export":         s.live(s.handleExport),
 		"POST /api/admin/paths/do/batch-cleanup": s.live(s.cleanupHandler(gate)),
-		"POST /api/admin/paths/do/decommission":  s.live(s.handleDecommission),
+		"POST /api/admin/paths/do/decommission":  s.live(s.decommissionHandler(gate)),
 	}
 }
 
@@ -114,18 +116,9 @@ func (s *System) cleanupHandler(gate Gate) http.HandlerFunc {
 			api.WriteError(w, err)
 			return
 		}
-		if !force && gate != nil {
-			inUse, err := gate(r.Context())
-			if err != nil {
-				s.log.Error("legacy cleanup gate", "err", err)
-				api.WriteError(w, pathstats.Errorf(pathstats.EUnavailable, "cannot read the migration config; retry, or pass force=true"))
-				return
-			}
-			if inUse {
-				api.WriteError(w, pathstats.Errorf(pathstats.EConflict,
-					"the migration config still routes clients to the legacy system; move all clients to the new read path first, or pass force=true"))
-				return
-			}
+		if err := s.checkGate(r.Context(), gate, force, "cleanup"); err != nil {
+			api.WriteError(w, err)
+			return
 		}
 		deleted, remaining, err := s.cleanup(r.Context(), size, time.Now().Add(cleanupBudget), nil)
 		if err != nil {
@@ -136,17 +129,46 @@ func (s *System) cleanupHandler(gate Gate) http.HandlerFunc {
 	}
 }
 
-func (s *System) handleDecommission(w http.ResponseWriter, r *http.Request) {
-	force, err := boolParam(r.URL.Query(), "force")
+func (s *System) decommissionHandler(gate Gate) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		force, err := boolParam(r.URL.Query(), "force")
+		if err != nil {
+			api.WriteError(w, err)
+			return
+		}
+		if err := s.checkGate(r.Context(), gate, force, "decommission"); err != nil {
+			api.WriteError(w, err)
+			return
+		}
+		deleted, err := s.Decommission(r.Context(), force)
+		if err != nil {
+			api.WriteError(w, err)
+			return
+		}
+		api.WriteData(w, http.StatusOK, DecommissionResult{State: StateDecommissioned, Deleted: deleted, Instances: s.Instances()})
+	}
+}
+
+// checkGate refuses op (cleanup, decommission) while the migration config
+// routes any client to the legacy system, unless force. Its messages name
+// the CLI's commands and flags, and the API's parameter.
+func (s *System) checkGate(ctx context.Context, gate Gate, force bool, op string) error {
+	if force || gate == nil {
+		return nil
+	}
+	inUse, err := gate(ctx)
 	if err != nil {
-		api.WriteError(w, err)
-		return
+		s.log.Error("legacy "+op+" gate: read the migration config", "err", err)
+		return pathstats.Errorf(pathstats.EUnavailable,
+			"cannot read the migration config; retry, or run `pathstats legacy %s --force` (API: force=true)", op)
 	}
-	if err := s.Decommission(r.Context(), force); err != nil {
-		api.WriteError(w, err)
-		return
+	if inUse {
+		return pathstats.Errorf(pathstats.EConflict,
+			"the migration config still routes clients to the legacy system: move every client to the new read path first "+
+				"(`pathstats migrate set --percent 100`, and `pathstats migrate force-old remove` each forced IP), "+
+				"or run `pathstats legacy %s --force` (API: force=true)", op)
 	}
-	api.WriteData(w, http.StatusOK, DecommissionResult{State: StateDecommissioned, Instances: s.Instances()})
+	return nil
 }
 
 // boolParam parses an optional boolean query parameter.

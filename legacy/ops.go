@@ -2,9 +2,8 @@ package legacy
 
 import (
 	"context"
+	"fmt"
 	"time"
-
-	"github.com/pathstats/pathstats"
 )
 
 // Cleanup batch sizes.
@@ -60,15 +59,20 @@ func (s *System) Cleanup(ctx context.Context, batchSize int, progress func(delet
 
 // cleanup is Cleanup that stops starting batches after deadline (if set).
 func (s *System) cleanup(ctx context.Context, batchSize int, deadline time.Time, progress func(deleted, remaining int)) (deleted, remaining int, err error) {
-	if batchSize <= 0 {
-		batchSize = DefaultBatchSize
-	}
-	batchSize = min(batchSize, MaxBatchSize)
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
 	if err := s.usable(); err != nil {
 		return 0, 0, err
 	}
+	return s.cleanupLocked(ctx, batchSize, deadline, progress)
+}
+
+// cleanupLocked is cleanup under opMu.
+func (s *System) cleanupLocked(ctx context.Context, batchSize int, deadline time.Time, progress func(deleted, remaining int)) (deleted, remaining int, err error) {
+	if batchSize <= 0 {
+		batchSize = DefaultBatchSize
+	}
+	batchSize = min(batchSize, MaxBatchSize)
 	if err := s.Flush(ctx); err != nil {
 		return 0, s.Instances(), err
 	}
@@ -137,33 +141,63 @@ func (s *System) cleanupBatch(ctx context.Context, size int, after *string) (int
 	return len(names), nil
 }
 
-// Decommission turns the legacy system off for good: it refuses with
-// CONFLICT while instances remain unless force, then persists the flag (so
-// it survives restarts), stops the dual write and every actor, and flushes
-// what they held (data left by force stays in storage). Afterwards every
-// operation answers GONE.
-func (s *System) Decommission(ctx context.Context, force bool) error {
+// Decommission retires the legacy system for good, as one operation that
+// traffic cannot undo: it stops the dual write first (no increment and no
+// new instance from then on), deletes every stored instance (unless force,
+// which keeps the data in storage), persists the flag (so it survives
+// restarts), stops every actor and flushes. On failure before the flag is
+// persisted the dual write resumes and nothing is decommissioned. It returns
+// the instances deleted. Afterwards every operation answers GONE.
+func (s *System) Decommission(ctx context.Context, force bool) (deleted int, err error) {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
 	if err := s.usable(); err != nil {
-		return err
+		return 0, err
 	}
-	if n := s.Instances(); n > 0 && !force {
-		return pathstats.Errorf(pathstats.EConflict,
-			"%d legacy instances remain; run batch-cleanup first or pass force=true", n)
+	if !s.state.CompareAndSwap(stateActive, stateRetiring) {
+		return 0, s.usable()
+	}
+	done := false
+	defer func() {
+		if !done {
+			s.state.CompareAndSwap(stateRetiring, stateActive)
+		}
+	}()
+	if !force {
+		if deleted, err = s.deleteAll(ctx); err != nil {
+			return deleted, fmt.Errorf("decommission: cleanup: %w", err)
+		}
 	}
 	if err := s.store.setDecommissioned(ctx, time.Now().UTC().Format(time.RFC3339)); err != nil {
-		return err
+		return deleted, err
 	}
+	done = true
 	s.decom.Store(true)
 	s.state.Store(stateDecommissioned)
 	s.stopBackground()
 	if err := s.sleepAll(ctx); err != nil {
-		return err
+		return deleted, err
 	}
 	if err := s.Flush(ctx); err != nil {
-		return err
+		return deleted, err
 	}
-	s.log.Info("legacy system decommissioned", "instancesLeft", s.Instances(), "force", force)
-	return nil
+	s.log.Info("legacy system decommissioned", "deleted", deleted, "instancesLeft", s.Instances(), "force", force)
+	return deleted, nil
+}
+
+// deleteAll deletes every instance while the dual write is stopped; a second
+// pass takes instances an increment created as the dual write stopped.
+func (s *System) deleteAll(ctx context.Context) (int, error) {
+	total := 0
+	for pass := 0; pass < 2 && (pass == 0 || s.Instances() > 0); pass++ {
+		n, _, err := s.cleanupLocked(ctx, MaxBatchSize, time.Time{}, nil)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	if n := s.Instances(); n > 0 {
+		return total, fmt.Errorf("%d instances left after cleanup", n)
+	}
+	return total, nil
 }

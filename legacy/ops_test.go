@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -193,14 +194,19 @@ func TestDecommission(t *testing.T) {
 	now := func() time.Time { return t0 }
 	s := openSys(t, dir, now, nil)
 	observePaths(s, 20)
-	srv := serve(t, s, nil)
+	inUse := func(context.Context) (bool, error) { return true, nil }
+	srv := serve(t, s, inUse)
 	u := srv.URL + "/api/admin/paths/do/"
 
-	wantError(t, "POST", u+"decommission", http.StatusConflict, pathstats.EConflict)
-	if s.Decommissioned() {
-		t.Fatal("decommissioned by a refused call")
+	code, body := call(t, "POST", u+"decommission")
+	if msg, _ := body["message"].(string); code != http.StatusConflict || !strings.Contains(msg, "pathstats migrate set --percent 100") ||
+		!strings.Contains(msg, "pathstats legacy decommission --force") {
+		t.Fatalf("decommission while legacy in use: %d %v", code, body)
 	}
-	code, body := call(t, "POST", u+"decommission?force=true")
+	if s.Decommissioned() || s.Instances() != 20 {
+		t.Fatal("decommissioned or cleaned by a refused call")
+	}
+	code, body = call(t, "POST", u+"decommission?force=true")
 	if code != http.StatusOK || !s.Decommissioned() {
 		t.Fatalf("forced decommission %d %v", code, body)
 	}
@@ -236,6 +242,44 @@ func TestDecommission(t *testing.T) {
 	st, err := s2.Stats(testCtx(t))
 	if err != nil || st.State != StateDecommissioned || st.Instances != 20 {
 		t.Fatalf("stats after decommission %+v %v (forced: data stays stored)", st, err)
+	}
+}
+
+// TestDecommissionWithTrafficFlowing: decommission (not forced) stops the
+// dual write, then deletes every instance and turns the system off, while
+// increments keep arriving; nothing is left and traffic cannot recreate it.
+func TestDecommissionWithTrafficFlowing(t *testing.T) {
+	s := openSys(t, t.TempDir(), func() time.Time { return t0 }, func(c *Config) { c.FlushInterval = 5 * time.Millisecond })
+	observePaths(s, 50)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s.Observe("p", fmt.Sprintf("/t/%d", i%100), 200, 0, t0)
+			s.ObserveBatch(&pathstats.Batch{Deltas: []pathstats.Delta{{Key: pathstats.Key{Hour: pathstats.HourBucket(t0), Path: fmt.Sprintf("/b/%d", i%100), ProxyID: "p"},
+				Counts: pathstats.Counts{Status: [5]int64{0, 1}, LastSeenMs: t0.UnixMilli()}}}})
+		}
+	})
+	waitFor(t, "traffic created instances", func() bool { return s.Instances() > 100 })
+	srv := serve(t, s, func(context.Context) (bool, error) { return false, nil })
+	code, body := call(t, "POST", srv.URL+"/api/admin/paths/do/decommission")
+	close(stop)
+	wg.Wait()
+	data, _ := body["data"].(map[string]any)
+	if code != http.StatusOK || data["state"] != "decommissioned" || data["instances"] != float64(0) || data["deleted"].(float64) < 100 {
+		t.Fatalf("decommission with traffic: %d %v", code, body)
+	}
+	if !s.Decommissioned() || s.Instances() != 0 {
+		t.Fatalf("decommissioned %v, instances %d", s.Decommissioned(), s.Instances())
+	}
+	n, _, err := s.store.usage(testCtx(t))
+	if err != nil || n != 0 {
+		t.Fatalf("stored instances %d %v", n, err)
 	}
 }
 

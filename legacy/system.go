@@ -61,6 +61,7 @@ const (
 	stateActive int32 = iota
 	stateDecommissioned
 	stateClosed
+	stateRetiring // decommission running: no dual write, operations allowed
 )
 
 // System is the legacy live-counter system: one actor per path, persisted

@@ -27,7 +27,7 @@ func runLegacy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	dataDir := fs.String("data-dir", "./pathstats-data", "data dir of the server (for its address and token)")
 	out := fs.String("o", "", "export: output file")
 	format := fs.String("format", "ndjson", "export: json or ndjson")
-	force := fs.Bool("force", false, "cleanup/decommission: even though the migration config still routes clients to legacy / data remains")
+	force := fs.Bool("force", false, "cleanup: even though the migration config still routes clients to legacy; decommission: that too, and keep the stored data")
 	batch := fs.Int("batch-size", 1000, "cleanup: instances per batch")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -55,10 +55,15 @@ func runLegacy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if *force {
 			q += "?force=true"
 		}
-		if err := c.call(ctx, "POST", q, nil); err != nil {
+		var res struct {
+			Deleted   int `json:"deleted"`
+			Instances int `json:"instances"`
+		}
+		if err := c.call(ctx, "POST", q, &res); err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, "legacy system decommissioned: no more dual write, /paths/do/* answer 410")
+		fmt.Fprintf(stdout, "legacy system decommissioned: dual write stopped, %d instances deleted, %d kept in storage; /paths/do/* answer 410\n",
+			res.Deleted, res.Instances)
 		return nil
 	}
 	return fmt.Errorf("unknown legacy command %q", cmd)

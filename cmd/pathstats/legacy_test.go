@@ -163,6 +163,12 @@ func TestLegacyRetirement(t *testing.T) {
 	if out, err := cli("cleanup", "--force"); err != nil || !strings.Contains(out, "0 instances deleted, 0 remaining") {
 		t.Fatalf("cleanup again: %q %v", out, err)
 	}
+	if _, err := cli("decommission"); err == nil || !strings.Contains(err.Error(), "CONFLICT") {
+		t.Fatalf("decommission while legacy in use: %v", err)
+	}
+	if code, out := c.do("PUT", "/api/admin/paths/migration-config", "application/json", []byte(`{"newAPIPercentage":100}`), nil); code != http.StatusOK {
+		t.Fatalf("set 100 %%: %d %v", code, out)
+	}
 	if _, err := cli("decommission"); err != nil {
 		t.Fatalf("decommission: %v", err)
 	}
