@@ -12,9 +12,10 @@ import (
 )
 
 // IdempotencyTTL is how long an Idempotency-Key stays bound to the body it
-// was first sent with (the store must expire entries no sooner). It is
-// longer than the batch ledger's 24 hours, so a resend within it never
-// reaches the ledger as a new request.
+// was first sent with (the store must expire entries no sooner). It equals
+// the batch ledger's retention (aggregator.Config.LedgerTTL, 48 h): while
+// the ledger still knows a request's batch ids, its key is known too, so a
+// late resend is a duplicate rather than a new request the ledger skips.
 const IdempotencyTTL = 48 * time.Hour
 
 // idempotencyTimeout bounds one call to the key store.

@@ -128,3 +128,37 @@ func TestSplitIncrement(t *testing.T) {
 		t.Fatalf("sum %+v, want %+v", sum, inc)
 	}
 }
+
+// BenchmarkFeedDeltas measures how many deltas per second the dual-write
+// feed hands to actors (batches of 500 deltas over 10,000 paths): the rate
+// past which a full feed drops batches.
+func BenchmarkFeedDeltas(b *testing.B) {
+	now := time.Date(2025, 6, 1, 12, 30, 0, 0, time.UTC)
+	s := openSys(b, b.TempDir(), newClock(now).Now, func(c *Config) { c.MailboxSize = 256; c.FlushInterval = time.Second })
+	paths := make([]string, 10_000)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/bench/%d", i)
+	}
+	batches := make([]*pathstats.Batch, 20)
+	for i := range batches {
+		bt := &pathstats.Batch{ID: fmt.Sprint(i)}
+		for j := range 500 {
+			bt.Deltas = append(bt.Deltas, deltaOf(paths[(i*500+j)%len(paths)], now, 3, 1, 0))
+		}
+		batches[i] = bt
+	}
+	ctx := testCtx(b)
+	b.ResetTimer()
+	for i := range b.N {
+		s.ObserveBatch(batches[i%len(batches)])
+		if i%1000 == 999 {
+			_ = s.syncFeed(ctx)
+		}
+	}
+	_ = s.syncFeed(ctx)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)*500/b.Elapsed().Seconds(), "deltas/s")
+	if d := s.dropped.Load(); d != 0 {
+		b.Fatalf("dropped %d", d)
+	}
+}
