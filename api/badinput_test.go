@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/pathstats/pathstats/internal/testutil"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -148,27 +149,9 @@ func checkSafeMessage(t *testing.T, msg, input string) {
 			t.Errorf("message %q contains %q", msg, leak)
 		}
 	}
-	if n := longestCommon(msg, input); n > 64+2 {
+	if n := testutil.LongestCommonRun(msg, input); n > 64+2 {
 		t.Errorf("message %q repeats %d bytes of the input", msg, n)
 	}
-}
-
-// longestCommon is the length of the longest common substring of a and b.
-func longestCommon(a, b string) int {
-	best := 0
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cur[j] = 0
-			if a[i-1] == b[j-1] {
-				cur[j] = prev[j-1] + 1
-				best = max(best, cur[j])
-			}
-		}
-		prev, cur = cur, prev
-	}
-	return best
 }
 
 // FuzzPathConfigInput: any PUT body and ?path= give 200 with a valid stored

@@ -251,25 +251,13 @@ func TestDecommission(t *testing.T) {
 func TestDecommissionWithTrafficFlowing(t *testing.T) {
 	s := openSys(t, t.TempDir(), func() time.Time { return t0 }, func(c *Config) { c.FlushInterval = 5 * time.Millisecond })
 	observePaths(s, 50)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			s.Observe("p", fmt.Sprintf("/t/%d", i%100), 200, 0, t0)
-			s.ObserveBatch(&pathstats.Batch{Deltas: []pathstats.Delta{{Key: pathstats.Key{Hour: pathstats.HourBucket(t0), Path: fmt.Sprintf("/b/%d", i%100), ProxyID: "p"},
-				Counts: pathstats.Counts{Status: [5]int64{0, 1}, LastSeenMs: t0.UnixMilli()}}}})
-		}
+	stopTraffic := traffic(s, func(i int) {
+		s.ObserveBatch(&pathstats.Batch{Deltas: []pathstats.Delta{deltaOf(fmt.Sprintf("/b/%d", i%100), t0, 1, 0, 0)}})
 	})
 	waitFor(t, "traffic created instances", func() bool { return s.Instances() > 100 })
 	srv := serve(t, s, func(context.Context) (bool, error) { return false, nil })
 	code, body := call(t, "POST", srv.URL+"/api/admin/paths/do/decommission")
-	close(stop)
-	wg.Wait()
+	stopTraffic()
 	data, _ := body["data"].(map[string]any)
 	if code != http.StatusOK || data["state"] != "decommissioned" || data["instances"] != float64(0) || data["deleted"].(float64) < 100 {
 		t.Fatalf("decommission with traffic: %d %v", code, body)
@@ -296,32 +284,40 @@ func TestDecommissionAfterCleanup(t *testing.T) {
 	}
 }
 
+// traffic observes 100 paths in a loop (and calls more, if set, each turn)
+// until the returned stop is called; stop waits for the loop to end.
+func traffic(s *System, more func(i int)) (stop func()) {
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			s.Observe("p", fmt.Sprintf("/t/%d", i%100), 200, 0, t0)
+			if more != nil {
+				more(i)
+			}
+		}
+	})
+	return func() { close(quit); wg.Wait() }
+}
+
 // TestCleanupDuringTraffic deletes while paths keep receiving increments:
 // deleted paths come back as new instances, and a final cleanup after the
 // traffic stops leaves nothing.
 func TestCleanupDuringTraffic(t *testing.T) {
 	s := openSys(t, t.TempDir(), func() time.Time { return t0 }, func(c *Config) { c.FlushInterval = 5 * time.Millisecond })
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			s.Observe("p", fmt.Sprintf("/t/%d", i%100), 200, 0, t0)
-		}
-	}()
+	stopTraffic := traffic(s, nil)
 	for range 5 {
 		if _, _, err := s.Cleanup(testCtx(t), 10, nil); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	close(stop)
-	<-done
+	stopTraffic()
 	if _, remaining, err := s.Cleanup(testCtx(t), 10, nil); err != nil || remaining != 0 {
 		t.Fatalf("final cleanup: remaining %d, err %v", remaining, err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"github.com/pathstats/pathstats/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -88,26 +89,9 @@ func checkErrorMessage(t *testing.T, name, msg, input, dataDir string) {
 			t.Errorf("%s: message %q contains %q", name, msg, leak)
 		}
 	}
-	if n := commonRun(msg, input); n > 64+2 {
+	if n := testutil.LongestCommonRun(msg, input); n > 64+2 {
 		t.Errorf("%s: message %q repeats %d bytes of the input", name, msg, n)
 	}
-}
-
-// commonRun is the length of the longest common substring of a and b.
-func commonRun(a, b string) int {
-	best := 0
-	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cur[j] = 0
-			if a[i-1] == b[j-1] {
-				cur[j] = prev[j-1] + 1
-				best = max(best, cur[j])
-			}
-		}
-		prev, cur = cur, prev
-	}
-	return best
 }
 
 // checkIngestPathDetail: an event with a NUL in its path is listed with

@@ -75,3 +75,21 @@ func MustOpenKV(t testing.TB, s *nats.Server, bucket string) *nats.KV {
 	t.Cleanup(func() { _ = kv.Close() })
 	return kv
 }
+
+// LongestCommonRun is the length of the longest common substring of a and
+// b: how much of an input an error message echoes.
+func LongestCommonRun(a, b string) int {
+	best := 0
+	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cur[j] = 0
+			if a[i-1] == b[j-1] {
+				cur[j] = prev[j-1] + 1
+				best = max(best, cur[j])
+			}
+		}
+		prev, cur = cur, prev
+	}
+	return best
+}
