@@ -13,6 +13,11 @@ import (
 	"github.com/pathstats/pathstats/internal/testutil"
 )
 
+// slowTTL leaves a renewal (every slowTTL/3) ample time to run before the
+// local expiry (0.9 × slowTTL) on a busy machine, so the reason of a loss is
+// the one the test arranged.
+const slowTTL = 3 * time.Second
+
 // failingKV fails every Update while fail is set (the KV unreachable for
 // renewals), and passes everything else to a real KV.
 type failingKV struct {
@@ -73,7 +78,7 @@ func waitCause(t *testing.T, cause <-chan error) error {
 func TestRunLostToAnotherHolderSaysWhy(t *testing.T) {
 	t.Parallel()
 	kv := openKV(t)
-	l := contenders(kv, 1)[0]
+	l := New(kv, "snapshotter", "node-0", slowTTL)
 	log, buf := testutil.NewLogger()
 	l.SetLogger(log)
 	cause := runElected(t, l)
@@ -95,7 +100,7 @@ func TestRunLostToAnotherHolderSaysWhy(t *testing.T) {
 func TestRunLostAfterFailedRenewalsSaysWhy(t *testing.T) {
 	t.Parallel()
 	kv := &failingKV{KV: openKV(t)}
-	l := New(kv, "snapshotter", "node-0", ttl)
+	l := New(kv, "snapshotter", "node-0", slowTTL)
 	log, buf := testutil.NewLogger()
 	l.SetLogger(log)
 	cause := runElected(t, l)
@@ -121,7 +126,7 @@ func TestRunLostAfterFailedRenewalsSaysWhy(t *testing.T) {
 func TestHoldLostSaysWhy(t *testing.T) {
 	t.Parallel()
 	kv := openKV(t)
-	l := contenders(kv, 1)[0]
+	l := New(kv, "snapshotter", "node-0", slowTTL)
 	l.SetLogger(slog.New(slog.DiscardHandler))
 	if ok, err := l.TryAcquire(t.Context()); !ok || err != nil {
 		t.Fatalf("acquire = (%v, %v)", ok, err)

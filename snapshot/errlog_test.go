@@ -51,7 +51,7 @@ func TestBuildCutByLeaseLossLogsWhy(t *testing.T) {
 	log, buf := testutil.NewLogger()
 	win := newWindow(realisticItems(10))
 	win.gate = make(chan struct{}) // the build reads the window until its context ends
-	w := NewWriter(kv, win, WriterOptions{Holder: "a", LeaseTTL: 300 * time.Millisecond, Logger: log})
+	w := NewWriter(kv, win, WriterOptions{Holder: "a", LeaseTTL: 3 * time.Second, Logger: log})
 	ctx, cancel := context.WithCancel(testCtx(t))
 	done := make(chan struct{})
 	go func() { defer close(done); _ = w.Run(ctx, time.Hour) }()
