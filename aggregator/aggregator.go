@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/internal/lograte"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -51,6 +52,7 @@ type Aggregator struct {
 	queue pathstats.Queue
 	store pathstats.StatsStore
 	m     *metrics
+	lim   lograte.Limiter // one line per operation's failures, dead letters
 }
 
 // New returns an aggregator; reg may be nil.
@@ -73,7 +75,8 @@ func (a *Aggregator) Run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			a.cfg.Logger.Warn("aggregator step failed; retrying", "err", err, "backoff", backoff)
+			// Counted and logged where it failed; retried after backoff.
+			a.cfg.Logger.Debug("aggregator step failed; retrying", "err", err, "backoff", backoff)
 			sleep(ctx, backoff)
 			backoff = min(backoff*2, 5*time.Second)
 			continue
@@ -91,7 +94,7 @@ func (a *Aggregator) Step(ctx context.Context) error {
 func (a *Aggregator) step(ctx context.Context, wait time.Duration) (int, error) {
 	msgs, err := a.queue.Fetch(ctx, a.cfg.MaxMessages, wait)
 	if err != nil {
-		a.m.errors.WithLabelValues("fetch").Inc()
+		a.fail("fetch", err)
 		return 0, err
 	}
 	if len(msgs) == 0 {
@@ -136,7 +139,7 @@ func (a *Aggregator) apply(ctx context.Context, msgs []pathstats.Message) error 
 	res, err := a.store.Apply(ctx, batches, dead)
 	a.m.applySeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
-		a.m.errors.WithLabelValues("apply").Inc()
+		a.fail("apply", err, "messages", len(msgs))
 		for _, m := range msgs {
 			_ = m.Nak()
 		}
@@ -156,16 +159,23 @@ func (a *Aggregator) apply(ctx context.Context, msgs []pathstats.Message) error 
 	for _, m := range good {
 		if err := m.Ack(); err != nil {
 			// Committed already: a redelivery is skipped by the ledger.
-			a.m.errors.WithLabelValues("ack").Inc()
+			a.fail("ack", err, "msgId", m.ID())
 		}
 	}
 	for i, m := range bad {
-		a.cfg.Logger.Error("dead-lettered undecodable message", "msgId", m.ID(), "reason", dead[i].Reason)
+		a.lim.Error(a.cfg.Logger, "dead-lettered undecodable message", "msgId", m.ID(), "reason", dead[i].Reason)
 		if err := m.Term(); err != nil {
-			a.m.errors.WithLabelValues("term").Inc()
+			a.fail("term", err, "msgId", m.ID())
 		}
 	}
 	return nil
+}
+
+// fail counts a failed operation (errors_total{op}) and logs it,
+// rate-limited per operation.
+func (a *Aggregator) fail(op string, err error, args ...any) {
+	a.m.errors.WithLabelValues(op).Inc()
+	a.lim.Log(a.cfg.Logger, slog.LevelWarn, op, "aggregator operation failed", append([]any{"op", op, "err", err}, args...)...)
 }
 
 func (a *Aggregator) watchLag(ctx context.Context) {

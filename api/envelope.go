@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/internal/lograte"
 )
 
 // envelope is the success shape of the contract.
@@ -27,6 +28,10 @@ type errorBody struct {
 	Message string `json:"message"`
 	Details any    `json:"details,omitempty"`
 }
+
+// logLimit rate-limits the package's log lines that have no component of
+// their own (internal errors, storage errors answered as 503).
+var logLimit lograte.Limiter
 
 // WriteJSON writes v as JSON with the given status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
@@ -63,7 +68,7 @@ func WriteError(w http.ResponseWriter, err error) {
 	if errors.As(err, &pe) {
 		body.Details = pe.Details
 	} else {
-		slog.Error("internal error", "err", err)
+		logLimit.Error(slog.Default(), "internal error", "err", err)
 	}
 	WriteJSON(w, pathstats.HTTPStatus(code), body)
 }

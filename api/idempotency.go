@@ -129,7 +129,7 @@ func (h *Ingest) loadKey(ctx context.Context, key string) (keyRecord, uint64, er
 // keyStoreDown is the answer when the key store cannot be used: nothing was
 // enqueued, so a retry with the same key is safe.
 func (h *Ingest) keyStoreDown(err error) error {
-	h.logger().Warn("ingest: idempotency key store unavailable", "err", err)
+	h.lim.Warn(h.logger(), "ingest: idempotency key store unavailable", "err", err)
 	return pathstats.Errorf(pathstats.EUnavailable,
 		"idempotency key store unavailable; nothing was enqueued, retry with the same Idempotency-Key")
 }

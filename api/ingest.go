@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/internal/lograte"
 )
 
 // DefaultPublishTimeout bounds the publishing of one request's batches.
@@ -58,6 +59,8 @@ type Ingest struct {
 	// PublishTimeout bounds publishing a request's batches;
 	// DefaultPublishTimeout when 0.
 	PublishTimeout time.Duration
+
+	lim lograte.Limiter // queue and key store failures, one line per kind and interval
 }
 
 // IngestResult is the data of a 202 answer. Duplicate is true when the
@@ -154,7 +157,7 @@ func (h *Ingest) acceptKeyed(ctx context.Context, key, digest string, events []p
 	case err != nil:
 		// Every batch is enqueued: the request is accepted. A retry finds
 		// the key pending and publishes duplicates, which the ledger skips.
-		h.logger().Warn("ingest: could not mark idempotency key done", "err", err)
+		h.lim.Warn(h.logger(), "ingest: could not mark idempotency key done", "err", err)
 		h.observe(batches)
 	case first:
 		h.observe(batches)
@@ -255,7 +258,7 @@ func (h *Ingest) publish(ctx context.Context, batches []*pathstats.Batch) error 
 			return fmt.Errorf("ingest: %w", err)
 		}
 		if err := h.Queue.Publish(ctx, b.ID, data); err != nil {
-			h.logger().Warn("ingest publish failed", "batch", b.ID,
+			h.lim.Warn(h.logger(), "ingest publish failed", "batch", b.ID,
 				"published", i, "batches", len(batches), "err", err)
 			return pathstats.Errorf(pathstats.EUnavailable,
 				"queue unavailable; nothing was lost if you retry with the same Idempotency-Key")

@@ -215,6 +215,6 @@ func unavailable(err error) error {
 	if errors.As(err, &pe) {
 		return err
 	}
-	slog.Warn("storage error answered as 503", "err", err)
+	logLimit.Warn(slog.Default(), "storage error answered as 503", "err", err)
 	return pathstats.Errorf(pathstats.EUnavailable, "storage unavailable; retry later")
 }

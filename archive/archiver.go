@@ -38,6 +38,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/internal/lograte"
 )
 
 // Config configures an Archiver.
@@ -84,6 +85,7 @@ type Result struct {
 type Archiver struct {
 	cfg Config
 	log *slog.Logger
+	lim lograte.Limiter // failures, one line per stage and interval
 	m   *metrics
 	mu  sync.Mutex // serialises RunOnce and Restore
 }
@@ -106,9 +108,11 @@ func New(cfg Config) (*Archiver, error) {
 	return &Archiver{cfg: cfg, log: log.With("component", "archive"), m: newMetrics(cfg.Registerer)}, nil
 }
 
-// fail counts err against stage and returns it.
+// fail counts err against stage, logs it (rate-limited per stage) and
+// returns it.
 func (a *Archiver) fail(stage string, err error) error {
 	a.m.errors.WithLabelValues(stage).Inc()
+	a.lim.Log(a.log, slog.LevelWarn, stage, "archive stage failed", "stage", stage, "err", err)
 	return err
 }
 
@@ -152,8 +156,7 @@ func (a *Archiver) RunOnce(ctx context.Context) (Result, error) {
 			continue
 		}
 		if err := a.archiveHour(ctx, hour, &res); err != nil {
-			a.log.Warn("archive hour failed", "hour", hourDir(hour), "err", err)
-			errs = append(errs, err)
+			errs = append(errs, err) // counted and logged by fail
 			if ctx.Err() != nil {
 				break
 			}

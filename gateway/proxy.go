@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/internal/lograte"
 )
 
 // Defaults of Options.
@@ -79,7 +80,7 @@ func NewProxy(routes []Route, rec pathstats.Recorder, opts Options) (http.Handle
 		router:    router,
 		transport: transport,
 		log:       opts.Logger,
-		limiter:   newLogLimiter(time.Second),
+		limiter:   &lograte.Limiter{Every: time.Second},
 	}
 	errLog := slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)
 	for _, r := range router.routes {
@@ -116,7 +117,7 @@ type proxy struct {
 	handlers  []http.Handler // aligned with router.routes
 	transport http.RoundTripper
 	log       *slog.Logger
-	limiter   *logLimiter
+	limiter   *lograte.Limiter // upstream failures, one line per route and second
 }
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -168,10 +169,8 @@ func (p *proxy) errorHandler(proxyID string) func(http.ResponseWriter, *http.Req
 		if isTimeout(err) {
 			status, msg = http.StatusGatewayTimeout, "upstream timed out"
 		}
-		if ok, suppressed := p.limiter.allow(); ok {
-			p.log.Warn("upstream failed", "proxyId", proxyID, "method", r.Method,
-				"path", r.URL.Path, "status", status, "err", err, "suppressed", suppressed)
-		}
+		p.limiter.Log(p.log, slog.LevelWarn, proxyID, "upstream failed", "proxyId", proxyID, "method", r.Method,
+			"path", r.URL.Path, "status", status, "err", err)
 		writeError(w, status, pathstats.EUnavailable, msg)
 	}
 }

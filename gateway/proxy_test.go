@@ -316,19 +316,3 @@ func TestProxyNilRecorder(t *testing.T) {
 		t.Fatalf("%d %+v", status, s)
 	}
 }
-
-func TestLogLimiter(t *testing.T) {
-	l := newLogLimiter(100 * time.Millisecond)
-	if ok, _ := l.allow(); !ok {
-		t.Fatal("first line held back")
-	}
-	for range 3 {
-		if ok, _ := l.allow(); ok {
-			t.Fatal("line within the interval let through")
-		}
-	}
-	time.Sleep(120 * time.Millisecond)
-	if ok, n := l.allow(); !ok || n != 3 {
-		t.Fatalf("after the interval: %v, suppressed %d, want true, 3", ok, n)
-	}
-}

@@ -16,10 +16,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/internal/lograte"
 )
 
 // ErrLost reports that the lease is not (or no longer) held.
@@ -43,12 +45,14 @@ type Lease struct {
 	holder string
 	ttl    time.Duration
 	log    *slog.Logger
+	lim    lograte.Limiter // warnings repeated every ttl/3 while the KV is down
 
-	mu      sync.Mutex
-	held    bool
-	rev     uint64    // revision of our record while held
-	expires time.Time // local expiry (monotonic) while held
-	other   time.Time // expiry of another holder's record, last seen
+	mu       sync.Mutex
+	held     bool
+	rev      uint64    // revision of our record while held
+	expires  time.Time // local expiry (monotonic) while held
+	other    time.Time // expiry of another holder's record, last seen
+	renewErr error     // the last failed renewal since the last successful write
 }
 
 // New returns a contender named holder for the lease name; holder must be
@@ -57,10 +61,15 @@ type Lease struct {
 // that replaces a dead one (serve uses its data dir's node id, guarded by
 // the data dir lock).
 func New(kv pathstats.KV, name, holder string, ttl time.Duration) *Lease {
-	return &Lease{
-		kv: kv, key: "lease:" + name, holder: holder, ttl: ttl,
-		log: slog.Default().With("component", "lease", "lease", name, "holder", holder),
-	}
+	l := &Lease{kv: kv, key: "lease:" + name, holder: holder, ttl: ttl}
+	l.SetLogger(slog.Default())
+	return l
+}
+
+// SetLogger makes the lease log through log (slog.Default() until then).
+// Call it before the lease is used.
+func (l *Lease) SetLogger(log *slog.Logger) {
+	l.log = log.With("component", "lease", "lease", strings.TrimPrefix(l.key, "lease:"), "holder", l.holder)
 }
 
 // Key is the KV key of the lease.
@@ -123,6 +132,7 @@ func (l *Lease) write(ctx context.Context, rev uint64, create bool) (bool, error
 	switch {
 	case err == nil:
 		l.held, l.rev, l.expires = true, nrev, start.Add(l.ttl-l.ttl/safety)
+		l.renewErr = nil
 		return true, nil
 	case errors.Is(err, pathstats.ErrConflict):
 		if l.rev == before { // not a concurrent write of ours that won
@@ -131,59 +141,85 @@ func (l *Lease) write(ctx context.Context, rev uint64, create bool) (bool, error
 		return false, nil
 	default:
 		// The write may or may not have happened; keep what we had.
-		return l.heldLocked(time.Now()), fmt.Errorf("acquire %s: %w", l.key, err)
+		return l.heldLocked(time.Now()), fmt.Errorf("write %s: %w", l.key, err)
 	}
 }
 
 // Renew extends a held lease by ttl. It returns an error wrapping ErrLost
 // when the lease is not ours any more (or its local expiry passed without
-// a successful renewal), and other errors (KV unreachable) while it is
-// still held.
+// a successful renewal), saying why, and other errors (KV unreachable)
+// while it is still held.
 func (l *Lease) Renew(ctx context.Context) error {
 	l.mu.Lock()
 	held, rev := l.heldLocked(time.Now()), l.rev
 	l.mu.Unlock()
 	if !held {
-		l.markLost()
-		return fmt.Errorf("renew %s: %w", l.key, ErrLost)
+		return fmt.Errorf("renew %s: %w: %s", l.key, ErrLost, l.markLost())
 	}
 	ok, err := l.write(ctx, rev, false)
+	why := ""
 	if err == nil && !ok {
 		// Conflict: an earlier write whose answer we missed may have
 		// succeeded; the lease is still ours if the record names us.
-		ok, err = l.reclaim(ctx)
+		ok, why, err = l.reclaim(ctx)
 	}
 	switch {
 	case err != nil && l.Held():
+		l.noteRenewErr(err)
 		return fmt.Errorf("renew %s: %w", l.key, err)
 	case err != nil:
-		return fmt.Errorf("renew %s: %w: %w", l.key, ErrLost, err)
+		return fmt.Errorf("renew %s: %w: renew failed: %w", l.key, ErrLost, err)
 	case !ok:
-		return fmt.Errorf("renew %s: %w", l.key, ErrLost)
+		return fmt.Errorf("renew %s: %w: %s", l.key, ErrLost, why)
 	}
 	return nil
 }
 
-// reclaim takes the lease again only if the stored record is ours.
-func (l *Lease) reclaim(ctx context.Context) (bool, error) {
+// reclaim takes the lease again only if the stored record is ours; when it
+// is not, why says whose it is.
+func (l *Lease) reclaim(ctx context.Context) (ok bool, why string, err error) {
 	e, err := l.kv.Get(ctx, l.key)
 	if errors.Is(err, pathstats.ErrNotFound) {
-		return false, nil
+		return false, "lease record deleted", nil
 	}
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	var rec record
-	if json.Unmarshal(e.Value, &rec) != nil || rec.Holder != l.holder {
-		return false, nil
+	if err := json.Unmarshal(e.Value, &rec); err != nil {
+		return false, fmt.Sprintf("lease record unreadable (%v)", err), nil
 	}
-	return l.write(ctx, e.Revision, false)
+	if rec.Holder != l.holder {
+		return false, fmt.Sprintf("another holder took it (holder %q)", rec.Holder), nil
+	}
+	ok, err = l.write(ctx, e.Revision, false)
+	if err == nil && !ok {
+		why = "another holder took it (record changed while renewing)"
+	}
+	return ok, why, err
 }
 
-func (l *Lease) markLost() {
+// noteRenewErr remembers a failed renewal of a lease still held, to say
+// why if the lease then expires.
+func (l *Lease) noteRenewErr(err error) {
 	l.mu.Lock()
-	l.held = false
+	l.renewErr = err
 	l.mu.Unlock()
+}
+
+// markLost marks the lease not held and says why it is lost.
+func (l *Lease) markLost() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	why := "not held (released, or lost before)"
+	if l.held {
+		why = "not renewed before its local expiry"
+		if l.renewErr != nil {
+			why += "; last renew error: " + l.renewErr.Error()
+		}
+	}
+	l.held = false
+	return why
 }
 
 // Release gives up a held lease at once so another contender can take it:

@@ -22,7 +22,7 @@ func (l *Lease) Run(ctx context.Context, onElected func(ctx context.Context)) {
 	for ctx.Err() == nil {
 		ok, err := l.tryAcquire(ctx)
 		if err != nil && ctx.Err() == nil {
-			l.log.Warn("lease acquire failed", "err", err)
+			l.lim.Warn(l.log, "lease acquire failed", "err", err)
 		}
 		if ok {
 			l.log.Info("lease acquired")
@@ -57,16 +57,19 @@ func (l *Lease) nextAttempt(interval time.Duration) time.Duration {
 	return max(min(interval, until), 0)
 }
 
-// lead runs onElected while the lease is held, renewing it.
+// lead runs onElected while the lease is held, renewing it. When the lease
+// is lost, onElected's context is cancelled with the loss (wrapping ErrLost,
+// saying why) as its cause.
 func (l *Lease) lead(ctx context.Context, onElected func(ctx context.Context)) {
-	jobCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	jobCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		onElected(jobCtx)
 	}()
-	if l.keep(ctx, done) {
+	finished, lost := l.keep(ctx, done)
+	if finished {
 		// onElected finished by itself: let another contender have a go.
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), l.ttl)
 		if err := l.Release(rctx); err != nil {
@@ -74,13 +77,14 @@ func (l *Lease) lead(ctx context.Context, onElected func(ctx context.Context)) {
 		}
 		rcancel()
 	}
-	cancel()
+	cancel(lost)
 	<-done
 }
 
 // keep renews the lease every ttl/3 until it is lost, ctx ends or done is
-// closed; it reports whether done was closed while the lease was held.
-func (l *Lease) keep(ctx context.Context, done <-chan struct{}) bool {
+// closed; it reports whether done was closed while the lease was held, and
+// the loss (nil unless the lease was lost).
+func (l *Lease) keep(ctx context.Context, done <-chan struct{}) (finished bool, lost error) {
 	tick := time.NewTicker(l.ttl / 3)
 	defer tick.Stop()
 	for {
@@ -88,42 +92,54 @@ func (l *Lease) keep(ctx context.Context, done <-chan struct{}) bool {
 		select {
 		case <-ctx.Done():
 			expiry.Stop()
-			return false
+			return false, nil
 		case <-done:
 			expiry.Stop()
-			return l.Held()
+			return l.Held(), nil
 		case <-expiry.C:
 			if !l.Held() {
-				l.log.Warn("lease expired before renewal")
-				return false
+				return false, l.expired(ctx)
 			}
 		case <-tick.C:
 			expiry.Stop()
-			if !l.renew(ctx) {
-				return false
+			if err := l.renew(ctx); err != nil {
+				return false, err
 			}
 		}
 	}
 }
 
-// renew renews once, bounded by ttl/2 and by the local expiry, and reports
-// whether the lease is still held.
-func (l *Lease) renew(ctx context.Context) bool {
+// renew renews once, bounded by ttl/2 and by the local expiry; it returns
+// the loss when the lease is not held any more.
+func (l *Lease) renew(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(ctx, min(l.ttl/2, l.untilExpiry()))
 	defer cancel()
 	err := l.Renew(rctx)
 	switch {
 	case err == nil:
-		return true
+		return nil
 	case errors.Is(err, ErrLost):
 		if ctx.Err() == nil {
 			l.log.Warn("lease lost", "err", err)
 		}
-		return false
+		return err
 	default:
-		l.log.Warn("lease renewal failed", "err", err)
-		return l.Held()
+		l.lim.Warn(l.log, "lease renewal failed", "err", err)
+		if !l.Held() {
+			return l.expired(ctx)
+		}
+		return nil
 	}
+}
+
+// expired marks a lease whose local expiry passed as lost, logs the loss
+// (unless ctx ended) and returns it.
+func (l *Lease) expired(ctx context.Context) error {
+	err := fmt.Errorf("%s: %w: %s", l.key, ErrLost, l.markLost())
+	if ctx.Err() == nil {
+		l.log.Warn("lease lost", "err", err)
+	}
+	return err
 }
 
 func (l *Lease) untilExpiry() time.Duration {
@@ -165,11 +181,15 @@ func (l *Lease) Do(ctx context.Context, wait time.Duration, fn func(ctx context.
 // returns ErrLost (joined with fn's error) when the lease was lost while
 // fn ran.
 func (l *Lease) Hold(ctx context.Context, fn func(ctx context.Context) error) error {
-	var fnErr error
-	lost := false
+	var fnErr, lost error
 	l.lead(ctx, func(jobCtx context.Context) {
 		fnErr = fn(jobCtx)
-		lost = !l.Held()
+		if !l.Held() {
+			lost = ErrLost
+			if cause := context.Cause(jobCtx); errors.Is(cause, ErrLost) {
+				lost = cause // says why
+			}
+		}
 	})
 	if l.Held() { // ctx ended: hand the lease over now rather than after the ttl
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(l.ttl, 5*time.Second))
@@ -178,8 +198,8 @@ func (l *Lease) Hold(ctx context.Context, fn func(ctx context.Context) error) er
 		}
 		cancel()
 	}
-	if lost && ctx.Err() == nil {
-		return errors.Join(ErrLost, fnErr)
+	if lost != nil && ctx.Err() == nil {
+		return errors.Join(lost, fnErr)
 	}
 	return fnErr
 }

@@ -123,6 +123,8 @@ func (s *System) post(a *actor, m msg, wait bool) bool {
 		if !wait {
 			a.inflight.Add(-1)
 			s.dropped.Add(int64(m.requests))
+			s.lim.Warn(s.log, "legacy actor mailbox full: increment dropped", "path", a.path,
+				"requests", m.requests, "droppedTotal", s.dropped.Load())
 			return true
 		}
 		a.ring()
@@ -478,7 +480,7 @@ func (s *System) loadWithRetry(a *actor) {
 			return // closing: not loaded, so nothing is written for it
 		}
 		s.loadErrors.Add(1)
-		s.log.Error("load legacy actor state", "name", a.name, "err", err)
+		s.lim.Error(s.log, "load legacy actor state failed; retrying", "name", a.name, "path", a.path, "err", err)
 		time.Sleep(delay)
 	}
 }

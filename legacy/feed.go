@@ -24,7 +24,6 @@ type feed struct {
 	queued    atomic.Int64 // batches accepted by ObserveBatch (dropped ones included)
 	done      atomic.Int64 // batches delivered or dropped
 	dropped   atomic.Int64 // batches dropped because the feed was full
-	lastWarn  atomic.Int64 // unix ms of the last "feed full" warning
 	delivered atomic.Int64 // deltas delivered
 }
 
@@ -44,19 +43,9 @@ func (s *System) ObserveBatch(b *pathstats.Batch) {
 		s.feed.dropped.Add(1)
 		n := b.Events()
 		s.dropped.Add(n)
-		s.warnFeedFull(n)
+		s.lim.Warn(s.log, "legacy dual write falling behind: batch dropped", "events", n,
+			"dropped_batches_total", s.feed.dropped.Load(), "feed_capacity", FeedBatches)
 	}
-}
-
-// warnFeedFull logs a dropped batch, at most once per 10 seconds.
-func (s *System) warnFeedFull(events int64) {
-	now := time.Now().UnixMilli()
-	last := s.feed.lastWarn.Load()
-	if now-last < 10_000 || !s.feed.lastWarn.CompareAndSwap(last, now) {
-		return
-	}
-	s.log.Warn("legacy dual write falling behind: batch dropped", "events", events,
-		"dropped_batches_total", s.feed.dropped.Load(), "feed_capacity", FeedBatches)
 }
 
 // feedLoop delivers queued batches until the system stops.

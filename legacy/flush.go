@@ -61,7 +61,9 @@ func (s *System) flushLocked(ctx context.Context) error {
 			s.markDirty(a) // retried by the next flush
 		}
 		s.flushErrors.Add(1)
-		return fmt.Errorf("flush legacy state: %w", err)
+		err = fmt.Errorf("flush legacy state: %w", err)
+		s.lim.Error(s.log, "legacy write-behind flush failed; retried on the next flush", "actors", len(list), "err", err)
+		return err
 	}
 	s.flushes.Add(1)
 	s.lastFlushMs.Store(time.Now().UnixMilli())
@@ -87,9 +89,7 @@ func (s *System) flushLoop() {
 		case <-s.quit:
 			return
 		case <-t.C:
-			if err := s.Flush(s.bgCtx); err != nil {
-				s.log.Error("legacy write-behind flush", "err", err)
-			}
+			_ = s.Flush(s.bgCtx) // a failure is counted and logged by Flush
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/internal/lograte"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -82,6 +83,7 @@ type System struct {
 
 	cfg   Config
 	log   *slog.Logger
+	lim   lograte.Limiter // drops and storage failures, one line per kind and interval
 	store *store
 
 	mu     sync.Mutex // actor creation and removal; byName and index writes
@@ -224,6 +226,8 @@ func (s *System) observeSlow(path string, m msg, wait bool) {
 		}
 	}
 	s.dropped.Add(int64(m.requests))
+	s.lim.Warn(s.log, "legacy increment dropped: no actor took it", "path", path,
+		"requests", m.requests, "droppedTotal", s.dropped.Load())
 }
 
 // actorFor returns the live actor of path, creating it; nil when the system

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pathstats/pathstats"
 	"github.com/pathstats/pathstats/api"
+	"github.com/pathstats/pathstats/internal/lograte"
 )
 
 // Routing reasons, sent in the RouteHeader response header.
@@ -43,6 +44,8 @@ type RouterOptions struct {
 	// Shadow, when set, compares a sample of answers with the other source
 	// while the config's enableComparison is on.
 	Shadow *Shadow
+	// Logger receives failed answers (rate-limited); nil: slog.Default().
+	Logger *slog.Logger
 }
 
 // Router is the canary switch of GET /api/admin/paths.
@@ -52,6 +55,7 @@ type Router struct {
 	// counts[target][reason]; target 0 = old, 1 = new.
 	counts [2][len(reasons)]atomic.Uint64
 	errs   [2]atomic.Uint64
+	lim    lograte.Limiter // failed answers, one line per target and interval
 }
 
 // compiledLists are the IP lists of one config version, prebuilt for
@@ -69,6 +73,9 @@ type compiledLists struct {
 func NewRouter(opts RouterOptions) *Router {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
 	return &Router{opts: opts}
 }
@@ -115,6 +122,18 @@ func (r *Router) compiled(cfg *pathstats.MigrationConfig) *compiledLists {
 	return l
 }
 
+// fail counts a failed answer (canary errors_total{target}) and logs it,
+// rate-limited per target.
+func (r *Router) fail(useNew bool, reason string, err error) {
+	r.errs[b2i(useNew)].Add(1)
+	target := "old"
+	if useNew {
+		target = "new"
+	}
+	r.lim.Log(r.opts.Logger, slog.LevelWarn, target, "canary: paths answer failed", "target", target,
+		"reason", reason, "code", pathstats.ErrorCode(err), "err", err)
+}
+
 func (l *compiledLists) matches(cfg *pathstats.MigrationConfig) bool {
 	if l.version != cfg.Version || l.nOld != len(cfg.ForceOldAPIIPs) || l.nNew != len(cfg.ForceNewAPIIPs) {
 		return false
@@ -141,7 +160,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set(RouteHeader, reason)
 	res, err := r.query(req.Context(), useNew, q)
 	if err != nil {
-		r.errs[b2i(useNew)].Add(1)
+		r.fail(useNew, reason, err)
 		api.WriteError(w, err)
 		return
 	}

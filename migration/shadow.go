@@ -11,6 +11,7 @@ import (
 
 	"github.com/pathstats/pathstats"
 	"github.com/pathstats/pathstats/api"
+	"github.com/pathstats/pathstats/internal/lograte"
 )
 
 // ShadowOptions configure shadow comparison.
@@ -28,7 +29,8 @@ type ShadowOptions struct {
 	// Timeout bounds one shadow comparison, a view rebuild included
 	// (default 5s).
 	Timeout time.Duration
-	// LogEvery bounds mismatch log lines to one per interval (default 10s).
+	// LogEvery bounds mismatch log lines, and failure log lines, to one per
+	// interval each (default 10s).
 	LogEvery time.Duration
 	// ViewMaxAge is the oldest materialised view a ViewSource may answer
 	// from: its fan-out runs at most once per ViewMaxAge (default 10s, the
@@ -75,9 +77,9 @@ type ViewSource interface {
 // timestamps so skew can be told from divergence.
 type Shadow struct {
 	opts    ShadowOptions
-	queue   chan sample  // samples waiting for a worker
-	workers atomic.Int32 // running workers (at most MaxInFlight)
-	lastLog atomic.Int64
+	queue   chan sample     // samples waiting for a worker
+	workers atomic.Int32    // running workers (at most MaxInFlight)
+	lim     lograte.Limiter // mismatch and failure lines
 
 	memoMu sync.Mutex
 	memo   map[memoKey]verdict
@@ -148,7 +150,9 @@ func NewShadow(opts ShadowOptions) *Shadow {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Shadow{opts: opts, queue: make(chan sample, opts.QueueSize), memo: map[memoKey]verdict{}, pages: map[pageKey]api.PathsResult{}}
+	s := &Shadow{opts: opts, queue: make(chan sample, opts.QueueSize), memo: map[memoKey]verdict{}, pages: map[pageKey]api.PathsResult{}}
+	s.lim.Every = opts.LogEvery
+	return s
 }
 
 // workerIdle is how long a worker waits for a sample before it exits.
@@ -230,7 +234,7 @@ func (s *Shadow) compare(ctx context.Context, q pathstats.PathQuery, got api.Pat
 	if !ok {
 		res, err := other.Paths(ctx, q)
 		if err != nil {
-			s.Failed.Add(1)
+			s.fail(q, err)
 			return
 		}
 		s.record(q, got, s.judge(got, res), false)
@@ -238,7 +242,7 @@ func (s *Shadow) compare(ctx context.Context, q pathstats.PathQuery, got api.Pat
 	}
 	gen, page, err := vs.ShadowView(ctx, s.opts.ViewMaxAge)
 	if err != nil {
-		s.Failed.Add(1)
+		s.fail(q, err)
 		return
 	}
 	if page == nil {
@@ -365,12 +369,15 @@ func within(x, y int64, tol float64) bool {
 	return d <= tol*math.Max(math.Abs(float64(x)), math.Abs(float64(y)))
 }
 
+// fail counts a comparison that could not read the other side and logs
+// why (rate-limited).
+func (s *Shadow) fail(q pathstats.PathQuery, err error) {
+	s.Failed.Add(1)
+	s.lim.Warn(s.opts.Logger, "shadow comparison failed: other source unreadable", "err", err,
+		"q", q.Q, "proxyId", q.ProxyID, "page", q.Page, "limit", q.Limit, "failuresSoFar", s.Failed.Load())
+}
+
 func (s *Shadow) logMismatch(q pathstats.PathQuery, a api.PathsResult, v verdict, reused bool) {
-	now := time.Now().UnixNano()
-	last := s.lastLog.Load()
-	if now-last < int64(s.opts.LogEvery) || !s.lastLog.CompareAndSwap(last, now) {
-		return
-	}
 	attrs := []any{"differs", v.why, "q", q.Q, "proxyId", q.ProxyID, "page", q.Page, "limit", q.Limit,
 		"served", a.Meta.DataSource, "servedTotal", a.Total, "servedDataAt", a.Meta.Timestamp,
 		"other", v.other, "otherTotal", v.otherTotal, "otherDataAt", v.otherAt,
@@ -378,5 +385,5 @@ func (s *Shadow) logMismatch(q pathstats.PathQuery, a api.PathsResult, v verdict
 	if a.Meta.Version != nil {
 		attrs = append(attrs, "servedVersion", *a.Meta.Version)
 	}
-	s.opts.Logger.Info("shadow comparison mismatch", attrs...)
+	s.lim.Log(s.opts.Logger, slog.LevelInfo, "mismatch", "shadow comparison mismatch", attrs...)
 }

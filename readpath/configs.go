@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/internal/lograte"
 )
 
 // ConfigCache keeps the path configs of this node in memory: changes made
@@ -18,6 +19,7 @@ type ConfigCache struct {
 	ttl   time.Duration
 	cur   atomic.Pointer[loadedConfigs]
 	mu    sync.Mutex // one reload at a time
+	lim   lograte.Limiter
 }
 
 type loadedConfigs struct {
@@ -55,7 +57,7 @@ func (c *ConfigCache) Map(ctx context.Context) map[string]pathstats.PathConfig {
 	}
 	list, err := c.store.ListPathConfigs(ctx)
 	if err != nil {
-		slog.Warn("path configs unavailable; using the last loaded", "err", err)
+		c.lim.Warn(slog.Default(), "path configs unavailable; using the last loaded", "err", err)
 		if cur == nil {
 			return nil
 		}

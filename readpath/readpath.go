@@ -12,6 +12,7 @@ import (
 
 	"github.com/pathstats/pathstats"
 	"github.com/pathstats/pathstats/api"
+	"github.com/pathstats/pathstats/internal/lograte"
 	"github.com/pathstats/pathstats/snapshot"
 )
 
@@ -50,6 +51,7 @@ type Service struct {
 	state   atomic.Pointer[state]
 	stats   Stats
 	refresh atomic.Pointer[refreshMark]
+	lim     lograte.Limiter // unavailable answers
 }
 
 // refreshMark remembers the stale version a refresh was asked for, so the
@@ -205,7 +207,7 @@ func (s *Service) fromSQL(ctx context.Context, q pathstats.PathQuery, why error)
 	page, err := s.opts.SQL.QueryPaths(ctx, q)
 	if err != nil {
 		s.stats.Unavailable.Add(1)
-		s.opts.Logger.Error("SQL fallback failed", "err", err, "snapshotErr", why)
+		s.lim.Error(s.opts.Logger, "SQL fallback failed", "err", err, "snapshotErr", why)
 		return api.PathsResult{}, pathstats.Errorf(pathstats.EUnavailable, "path statistics are unavailable; retry later")
 	}
 	s.stats.Fallback.Add(1)

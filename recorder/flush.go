@@ -109,7 +109,8 @@ func (r *Recorder) Flush() int {
 	r.stats.Batches.Add(int64(len(batches)))
 	if dropped := r.pending.push(batches, r.cfg.MaxPendingDeltas); dropped > 0 {
 		r.stats.DroppedEvents.Add(dropped)
-		r.cfg.Logger.Warn("recorder buffer full, dropping events", "dropped", dropped)
+		r.lim.Warn(r.cfg.Logger, "recorder buffer full, dropping events", "dropped", dropped,
+			"droppedTotal", r.stats.DroppedEvents.Load(), "lastPublishError", r.lastPublishError())
 	}
 	select {
 	case r.wake <- struct{}{}:
@@ -171,17 +172,27 @@ func (r *Recorder) publish(ctx context.Context, b *pathstats.Batch) error {
 	pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	defer cancel()
 	if err := r.pub.Publish(pctx, b.ID, data); err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return fmt.Errorf("publish batch %s: %w", b.ID, err) // stopping, not a failure: Close retries
+		}
 		r.stats.PublishFailures.Add(1)
 		msg := err.Error()
 		r.stats.LastPublishError.Store(&msg)
-		if !errors.Is(err, context.Canceled) {
-			r.cfg.Logger.Warn("publish batch failed; will retry", "batch", b.ID, "err", err)
-		}
+		r.lim.Warn(r.cfg.Logger, "publish batch failed; will retry", "batch", b.ID, "err", err,
+			"pendingEvents", r.pending.events.Load())
 		return fmt.Errorf("publish batch %s: %w", b.ID, err)
 	}
 	r.stats.Published.Add(1)
 	r.stats.PublishedEvents.Add(b.Events())
 	return nil
+}
+
+// lastPublishError is the error of the last failed publish ("" if none).
+func (r *Recorder) lastPublishError() string {
+	if p := r.stats.LastPublishError.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // Close flushes the counters and publishes everything pending, giving up

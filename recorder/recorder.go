@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/internal/lograte"
 )
 
 // Publisher stores an encoded batch durably under its id.
@@ -97,6 +98,7 @@ type Recorder struct {
 
 	stats     Stats
 	observers []pathstats.BatchObserver
+	lim       lograte.Limiter // publish failures, drops
 }
 
 // Stats are the recorder's counters, read by metrics.

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/internal/lograte"
 	"github.com/pathstats/pathstats/lease"
 )
 
@@ -50,7 +51,8 @@ type Writer struct {
 	lease   *lease.Lease
 	metrics *metrics
 	log     *slog.Logger
-	mu      sync.Mutex // one build at a time on this node
+	lim     lograte.Limiter // build failures
+	mu      sync.Mutex      // one build at a time on this node
 	trigger chan struct{}
 }
 
@@ -68,13 +70,15 @@ func NewWriter(kv pathstats.KV, src pathstats.WindowReader, opts WriterOptions) 
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Writer{
+	w := &Writer{
 		kv: kv, src: src, opts: opts,
 		lease:   lease.New(kv, leaseName, opts.Holder, opts.LeaseTTL),
 		metrics: newMetrics(opts.Registerer),
 		log:     opts.Logger.With("component", "snapshot-writer", "holder", opts.Holder),
 		trigger: make(chan struct{}, 1),
 	}
+	w.lease.SetLogger(opts.Logger)
+	return w
 }
 
 func defaultHolder() string {
@@ -103,11 +107,24 @@ func (w *Writer) Build(ctx context.Context) (Config, error) {
 		result = resultError
 	}
 	w.metrics.observe(result, time.Since(start), cfg)
+	if result == resultError {
+		w.logFailure(ctx, err, time.Since(start))
+	}
 	if err == nil {
 		w.log.Debug("snapshot published", "version", cfg.Version, "paths", cfg.PathCount,
 			"bytes", cfg.Bytes, "chunks", cfg.Chunks, "took", time.Since(start))
 	}
 	return cfg, err
+}
+
+// logFailure logs a build counted as an error (rate-limited), with the
+// cause of ctx when it ended (the lease lost, and why).
+func (w *Writer) logFailure(ctx context.Context, err error, took time.Duration) {
+	args := []any{"err", err, "took", took}
+	if ctx.Err() != nil {
+		args = append(args, "cause", context.Cause(ctx))
+	}
+	w.lim.Warn(w.log, "snapshot build failed", args...)
 }
 
 func (w *Writer) build(ctx context.Context) (Config, error) {
@@ -300,9 +317,7 @@ func (w *Writer) lead(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if _, err := w.Build(ctx); err != nil && !errors.Is(err, ErrBusy) && ctx.Err() == nil {
-			w.log.Warn("snapshot build failed", "err", err)
-		}
+		_, _ = w.Build(ctx) // failures are counted and logged by Build
 		select {
 		case <-ctx.Done():
 			return
