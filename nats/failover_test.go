@@ -24,7 +24,7 @@ const (
 	failoverAfter  = 200
 	failoverRun    = 2 * time.Second
 	// failoverWait bounds every wait of the failover tests.
-	failoverWait = 40 * time.Second
+	failoverWait = 2 * time.Minute
 	// opTimeout bounds one publish, fetch or KV call, as the recorder's
 	// PublishTimeout does (shorter, to keep the test quick).
 	opTimeout = 2 * time.Second
@@ -401,7 +401,7 @@ func TestClusterKVFailover(t *testing.T) {
 func createRetrying(t *testing.T, k *KV, key string, value []byte) {
 	t.Helper()
 	var err error
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(clusterWait); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if _, err = k.Create(testCtx(t), key, value); !errors.Is(err, pathstats.ErrUnavailable) {
 			break
 		}

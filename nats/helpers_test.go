@@ -16,7 +16,7 @@ import (
 const envTestNATS = "PATHSTATS_TEST_NATS"
 
 func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -69,7 +69,7 @@ func openQueue(t testing.TB, nc *natsgo.Conn, cfg QueueConfig) *Queue {
 // cleanupQueue deletes the queue's stream and closes it at cleanup.
 func cleanupQueue(t testing.TB, q *Queue) {
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if q.nc.IsConnected() {
 			if err := q.js.DeleteStream(ctx, q.cfg.Stream); err != nil {

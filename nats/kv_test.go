@@ -74,7 +74,7 @@ func cleanupKV(t *testing.T, nc *natsgo.Conn, k *KV) {
 		if !nc.IsConnected() {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := deleteBucket(ctx, nc, k.Bucket()); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
 			t.Logf("delete bucket %s: %v", k.Bucket(), err)
@@ -273,7 +273,7 @@ func TestKVUnavailable(t *testing.T) {
 		if ok {
 			t.Fatal("watch sent an entry, want it closed")
 		}
-	case <-time.After(time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("watch still open after close")
 	}
 }
