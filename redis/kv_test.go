@@ -85,7 +85,7 @@ func deletePrefix(url, prefix string) (int, error) {
 	}
 	c := goredis.NewClient(ro)
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	n := 0
 	it := c.Scan(ctx, 0, globEscape(prefix)+"*", scanCount).Iterator()
