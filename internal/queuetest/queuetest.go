@@ -197,7 +197,7 @@ func testFetchEmpty(t *testing.T, q pathstats.Queue) {
 	if len(msgs) != 0 {
 		t.Fatalf("fetch returned %d messages from an empty queue", len(msgs))
 	}
-	if elapsed < wait/2 || elapsed > wait+2*time.Second {
+	if elapsed < wait/2 || elapsed > wait+10*time.Second { // room for a busy machine
 		t.Fatalf("empty fetch took %s, want about %s", elapsed, wait)
 	}
 	msgs, err = q.Fetch(ctxT(t), 10, 0)
