@@ -296,7 +296,7 @@ func TestRunReleaseHandsOverAtOnce(t *testing.T) {
 	}
 	// The other tries every ttl/3. Elected before the released lease would
 	// have expired (about 2ttl/3 later at least), it got the lease from the
-	// release, however busy the machine.
+	// release; that leaves about ttl/3 (a second) for a busy machine.
 	next, took := e.next(time.Minute)
 	t.Logf("handover %s after the release, %s before the lease would have expired", took, time.Until(expiry))
 	if next != 1-leader || !time.Now().Before(expiry) {
