@@ -376,10 +376,7 @@ func TestClusterKVFailover(t *testing.T) {
 	stop()
 	wg.Wait()
 
-	final, err := writers[1].kv.Get(testCtx(t), key)
-	if err != nil {
-		t.Fatalf("get %s after the kill: %v", key, err)
-	}
+	final := readCaughtUp(t, writers[1].kv, key, max(writers[0].maxRev(), writers[1].maxRev()))
 	value, err := strconv.Atoi(string(final.Value))
 	if err != nil {
 		t.Fatalf("counter value %q: %v", final.Value, err)
