@@ -74,7 +74,8 @@ func cleanupKV(t *testing.T, nc *natsgo.Conn, k *KV) {
 		if !nc.IsConnected() {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		// Best effort, only logged (see cleanupQueue).
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := deleteBucket(ctx, nc, k.Bucket()); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
 			t.Logf("delete bucket %s: %v", k.Bucket(), err)
