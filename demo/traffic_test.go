@@ -48,10 +48,17 @@ func TestTrafficRateAndStop(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	tr := &Traffic{Target: srv.URL, Rate: 50, Clients: 4}
+	began := time.Now()
 	go func() { done <- tr.Run(ctx) }()
 
-	time.Sleep(time.Second)
-	n := rec.n.Load()
+	// At least 50 requests come (a busy machine only makes that slower);
+	// never faster than the rate, with a little burst.
+	for deadline := time.Now().Add(time.Minute); rec.n.Load() < 50; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests in a minute at rate 50", rec.n.Load())
+		}
+	}
+	elapsed, n := time.Since(began), rec.n.Load()
 	cancel()
 	start := time.Now()
 	select {
@@ -59,20 +66,21 @@ func TestTrafficRateAndStop(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-		if d := time.Since(start); d > 200*time.Millisecond {
-			t.Errorf("Run returned %v after cancel, want < 200ms", d)
+		// Far below the minute: Run watches ctx, with room for a busy machine.
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("Run returned %v after cancel", d)
 		}
-	case <-time.After(2 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("Run did not return after cancel")
 	}
 
-	if n < 25 || n > 75 {
-		t.Errorf("%d requests in 1s at rate 50, want 25..75", n)
+	if limit := int64(50*elapsed.Seconds()*1.5) + 5; n > limit {
+		t.Errorf("%d requests in %s at rate 50, want at most %d", n, elapsed.Round(time.Millisecond), limit)
 	}
 
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	t.Logf("%d requests in 1s, %d distinct paths", n, len(rec.paths))
+	t.Logf("%d requests in %s, %d distinct paths", n, elapsed.Round(time.Millisecond), len(rec.paths))
 	userRE := regexp.MustCompile(`^/api(/v[12])?/users/\d+(/orders)?$`)
 	var users []string
 	for p := range rec.paths {
@@ -127,7 +135,7 @@ func TestTrafficGatewayStartsLate(t *testing.T) {
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for rec.n.Load() < 10 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -36,13 +36,13 @@ func (r *testRecorder) Record(proxyID, path string, status int, latency time.Dur
 	}
 }
 
-// next returns the next recorded call, failing after a few seconds.
+// next returns the next recorded call, failing after a minute.
 func (r *testRecorder) next(t *testing.T) call {
 	t.Helper()
 	select {
 	case c := <-r.ch:
 		return c
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("nothing recorded")
 		return call{}
 	}

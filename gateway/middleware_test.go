@@ -113,7 +113,7 @@ func TestMiddlewareFlush(t *testing.T) {
 		w.(http.Flusher).Flush()
 		select {
 		case <-gotFirst:
-		case <-time.After(5 * time.Second):
+		case <-time.After(time.Minute):
 			return
 		}
 		io.WriteString(w, "two\n")
@@ -151,7 +151,7 @@ func readStream(t *testing.T, url string, gotFirst chan struct{}) {
 			if got != want {
 				t.Fatalf("line %d = %q, want %q", i, got, want)
 			}
-		case <-time.After(3 * time.Second):
+		case <-time.After(time.Minute):
 			t.Fatalf("line %d not flushed", i)
 		}
 		if i == 0 {
@@ -203,7 +203,7 @@ func TestMiddlewareHijack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn.SetDeadline(time.Now().Add(time.Minute))
 	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
 	got, _ := io.ReadAll(conn)
 	if !strings.HasPrefix(string(got), "HTTP/1.1 101") || !strings.HasSuffix(string(got), "hello") {

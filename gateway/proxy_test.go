@@ -204,7 +204,7 @@ func TestProxyUpstreamTimeout(t *testing.T) {
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select { // until the proxy gives up
 		case <-r.Context().Done():
-		case <-time.After(5 * time.Second):
+		case <-time.After(time.Minute):
 		}
 	}))
 	defer slow.Close()
@@ -214,7 +214,9 @@ func TestProxyUpstreamTimeout(t *testing.T) {
 	start := time.Now()
 	resp, body := get(t, newReq(t, fr.URL+"/slow"))
 	checkErrorBody(t, resp, body, http.StatusGatewayTimeout)
-	if d := time.Since(start); d > 2*time.Second {
+	// Far below the upstream's minute: the proxy's 100 ms timeout answered,
+	// with room for a busy machine.
+	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("504 after %v", d)
 	}
 	c := rec.next(t)
@@ -290,7 +292,7 @@ func TestProxyStreaming(t *testing.T) {
 		w.(http.Flusher).Flush()
 		select {
 		case <-gotFirst:
-		case <-time.After(5 * time.Second):
+		case <-time.After(time.Minute):
 			return
 		}
 		io.WriteString(w, "two\n")

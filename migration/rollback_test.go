@@ -183,7 +183,7 @@ func TestMonitorRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { m.Run(ctx, 5*time.Millisecond); close(done) }()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for up.Current().NewAPIPercentage != 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}

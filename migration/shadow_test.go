@@ -61,10 +61,10 @@ func TestShadowAgreeingSources(t *testing.T) {
 
 func waitUntil(t testing.TB, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 5s")
+			t.Fatal("condition not reached in 1m")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -19,6 +19,10 @@ import (
 // cluster tests create: one per node.
 const clusterReplicas = 3
 
+// clusterWait bounds each wait for the cluster to settle (leaders elected,
+// replicas current): generous, as a busy machine slows Raft down.
+const clusterWait = 90 * time.Second
+
 // TestClusterSuites runs the queue and KV suites on a 3-node cluster of
 // real nats-server processes (PATHSTATS_TEST_NATS_SERVER), every stream and
 // bucket with three replicas, through a connection to all three URLs.
@@ -144,7 +148,7 @@ func settleQueue(t *testing.T, q *Queue) {
 func waitCurrent(t testing.TB, js jetstream.JetStream, stream string) string {
 	t.Helper()
 	var last any
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(clusterWait); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		info, err := streamInfo(context.Background(), js, stream)
 		if err != nil {
 			last = err
@@ -177,7 +181,7 @@ func moveConsumerLeader(t testing.TB, q *Queue, server string) {
 	}
 	subject := "$JS.API.CONSUMER.LEADER.STEPDOWN." + q.cfg.Stream + "." + q.cfg.Durable
 	body := `{"placement":{"preferred":"` + server + `"}}`
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(clusterWait); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if consumerLeader(q) == server {
 			return
 		}
@@ -192,7 +196,7 @@ func moveConsumerLeader(t testing.TB, q *Queue, server string) {
 func waitPullable(t testing.TB, q *Queue) {
 	t.Helper()
 	var err error
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(clusterWait); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		var msgs []pathstats.Message
 		if msgs, err = q.fetchNoWait(testCtx(t), 1); err == nil {
 			if len(msgs) > 0 {
@@ -220,10 +224,10 @@ func expectReplicas(t testing.TB, js jetstream.JetStream, stream string, n int) 
 	}
 }
 
-// streamInfo asks for a stream's info, waiting at most a second: a request
-// in flight when its server dies is never answered.
+// streamInfo asks for a stream's info, waiting at most 5 s: a request in
+// flight when its server dies is never answered.
 func streamInfo(ctx context.Context, js jetstream.JetStream, stream string) (*jetstream.StreamInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
@@ -235,7 +239,7 @@ func streamInfo(ctx context.Context, js jetstream.JetStream, stream string) (*je
 // streamLeader waits until stream has a leader and returns its server name.
 func streamLeader(t testing.TB, js jetstream.JetStream, stream string) string {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(clusterWait)
 	var last error
 	for time.Now().Before(deadline) {
 		info, err := streamInfo(context.Background(), js, stream)

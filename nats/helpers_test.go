@@ -16,7 +16,7 @@ import (
 const envTestNATS = "PATHSTATS_TEST_NATS"
 
 func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -69,6 +69,8 @@ func openQueue(t testing.TB, nc *natsgo.Conn, cfg QueueConfig) *Queue {
 // cleanupQueue deletes the queue's stream and closes it at cleanup.
 func cleanupQueue(t testing.TB, q *Queue) {
 	t.Cleanup(func() {
+		// Best effort, only logged: on a cluster that lost a node the
+		// delete may never be answered, and the cluster goes anyway.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if q.nc.IsConnected() {

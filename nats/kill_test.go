@@ -78,7 +78,7 @@ func readAcked(t *testing.T, out interface{ Read([]byte) (int, error) }, want in
 		}
 	}()
 	var acked []string
-	timeout := time.After(30 * time.Second)
+	timeout := time.After(2 * time.Minute)
 	for len(acked) < want {
 		select {
 		case line, ok := <-lines:
@@ -89,7 +89,7 @@ func readAcked(t *testing.T, out interface{ Read([]byte) (int, error) }, want in
 				acked = append(acked, id)
 			}
 		case <-timeout:
-			t.Fatalf("child acknowledged only %d messages in 30s", len(acked))
+			t.Fatalf("child acknowledged only %d messages in 2m", len(acked))
 		}
 	}
 	go func() {

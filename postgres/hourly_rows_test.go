@@ -231,7 +231,7 @@ func TestEachPathHourlySmallPool(t *testing.T) {
 	if got := s.hourlyConns(2); got != 1 {
 		t.Fatalf("hourlyConns with 2 pooled connections: %d, want 1", got)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var got []pathHours
 	err = s.EachPathHourly(ctx, h-3600, func(path string, _ int64, hours [][3]int64) error {

@@ -25,7 +25,7 @@ func testURL(tb testing.TB) string {
 	if url == "" {
 		tb.Skipf("%s not set", testURLEnv)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 )
 
 func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -158,10 +158,10 @@ func start(t *testing.T, d *Driver, p Plan) State {
 	return st
 }
 
-// waitFor polls the stored state until cond holds (fails after 10s).
+// waitFor polls the stored state until cond holds (fails after a minute).
 func waitFor(t *testing.T, d *Driver, what string, cond func(State) bool) State {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	var st State
 	for time.Now().Before(deadline) {
 		var err error

@@ -74,7 +74,7 @@ func archiveRoundTrip(t *testing.T, bucketURL string) {
 	if code, out := c.do("POST", "/api/v1/events", "application/x-ndjson", ndjson(evs...), nil); code != http.StatusAccepted {
 		t.Fatalf("ingest: %d %v", code, out)
 	}
-	c.waitMetric("pathstats_aggregator_consumer_lag_messages", 0, 20*time.Second)
+	c.waitMetric("pathstats_aggregator_consumer_lag_messages", 0, 90*time.Second)
 	c.stop()
 	before := hourRows(t, dir, oldHour)
 	if len(before) != 7 {
@@ -95,7 +95,7 @@ func archiveRoundTrip(t *testing.T, bucketURL string) {
 			t.Logf("last list answer: %v", last)
 		}
 	}()
-	waitFor(t, 30*time.Second, func() bool {
+	waitFor(t, 90*time.Second, func() bool {
 		code, out := c.do("GET", "/api/admin/archive", "", nil, nil)
 		if code != 200 {
 			t.Fatalf("list: %d %v", code, out)

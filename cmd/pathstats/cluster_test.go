@@ -88,7 +88,7 @@ func (r ingestRequest) send(c *child) int {
 	req.Header.Set("Content-Type", "application/x-ndjson")
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Idempotency-Key", r.key)
-	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
 	if err != nil {
 		return 0
 	}
@@ -118,7 +118,7 @@ func TestThreeNodes(t *testing.T) {
 	for i := range nodes {
 		nodes[i] = startServe(t, t.TempDir(), args...)
 	}
-	leader := waitLeader(t, nodes, 15*time.Second)
+	leader := waitLeader(t, nodes, 90*time.Second)
 	time.Sleep(time.Second) // several snapshot intervals: only the leader builds
 	for _, n := range nodes {
 		if n != leader && snapshotBuilds(n) > 0 {
@@ -172,7 +172,7 @@ func TestThreeNodes(t *testing.T) {
 
 	// Leadership moved: a surviving node publishes snapshots.
 	before := []float64{snapshotBuilds(alive[0]), snapshotBuilds(alive[1])}
-	deadline := time.Now().Add(3*time.Second + 10*time.Second)
+	deadline := time.Now().Add(90 * time.Second) // the 3 s lease ttl, and a busy machine
 	for snapshotBuilds(alive[0]) <= before[0] && snapshotBuilds(alive[1]) <= before[1] {
 		if time.Now().After(deadline) {
 			t.Fatal("no surviving node took the snapshotter lease")
@@ -184,7 +184,7 @@ func TestThreeNodes(t *testing.T) {
 	// (redelivered after the ack wait).
 	want := int64(requests * perRequest)
 	var got int64
-	deadline = time.Now().Add(30 * time.Second)
+	deadline = time.Now().Add(2 * time.Minute)
 	for {
 		if err := b.pg.QueryRow(context.Background(), "SELECT COALESCE(SUM(requests), 0) FROM "+b.schema+".path_stats_hourly").Scan(&got); err != nil {
 			t.Fatal(err)
@@ -194,7 +194,7 @@ func TestThreeNodes(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	alive[0].waitMetric("pathstats_aggregator_consumer_lag_messages", 0, 20*time.Second)
+	alive[0].waitMetric("pathstats_aggregator_consumer_lag_messages", 0, 90*time.Second)
 	time.Sleep(500 * time.Millisecond) // anything still being applied lands
 	if err := b.pg.QueryRow(context.Background(), "SELECT SUM(requests) FROM "+b.schema+".path_stats_hourly").Scan(&got); err != nil {
 		t.Fatal(err)
@@ -207,8 +207,8 @@ func TestThreeNodes(t *testing.T) {
 	putConfig(t, alive[0], `{"newAPIPercentage":37}`)
 	start := time.Now()
 	for alive[1].metric("pathstats_canary_new_api_percentage") != 37 {
-		if time.Since(start) > 5*time.Second {
-			t.Fatalf("config change on one node not seen by another in 5s (percentage %v)", alive[1].metric("pathstats_canary_new_api_percentage"))
+		if time.Since(start) > time.Minute {
+			t.Fatalf("config change on one node not seen by another in 1m (percentage %v)", alive[1].metric("pathstats_canary_new_api_percentage"))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

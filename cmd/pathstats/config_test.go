@@ -98,7 +98,7 @@ func TestServeRejectsBadSettings(t *testing.T) {
 		{[]string{"--archive", "ftp://x"}, "--archive"},
 	} {
 		args := append([]string{"--data-dir", t.TempDir(), "--admin-listen", "127.0.0.1:0"}, c.args...)
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		err := runServe(ctx, args, io.Discard)
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), c.want) {

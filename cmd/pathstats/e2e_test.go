@@ -184,7 +184,7 @@ func TestKill9ExactlyOnce(t *testing.T) {
 			t.Fatalf("resend %d: %d", i, code)
 		}
 	}
-	c2.waitMetric("pathstats_aggregator_consumer_lag_messages", 0, 20*time.Second)
+	c2.waitMetric("pathstats_aggregator_consumer_lag_messages", 0, 90*time.Second)
 	c2.stop()
 	if n := sumRequests(sqlTotals(t, dir)); n != requests*perRequest {
 		t.Fatalf("SQL holds %d events, sent %d", n, requests*perRequest)

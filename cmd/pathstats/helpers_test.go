@@ -97,7 +97,7 @@ func startServe(t *testing.T, dataDir string, args ...string) *child {
 
 func (c *child) waitReady() {
 	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-c.done:
@@ -119,7 +119,7 @@ func (c *child) waitReady() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	c.t.Fatalf("server not ready in 30s:\n%s", c.logs.String())
+	c.t.Fatalf("server not ready in 2m:\n%s", c.logs.String())
 }
 
 // stop sends SIGTERM and waits for a clean exit.
@@ -131,8 +131,8 @@ func (c *child) stop() {
 		if err != nil {
 			c.t.Fatalf("server exit: %v\n%s", err, c.logs.String())
 		}
-	case <-time.After(60 * time.Second):
-		c.t.Fatal("server did not stop in 60s")
+	case <-time.After(2 * time.Minute):
+		c.t.Fatal("server did not stop in 2m")
 	}
 }
 

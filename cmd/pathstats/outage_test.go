@@ -62,7 +62,7 @@ func TestBackendOutages(t *testing.T) {
 	}
 	pgProxy.Restore()
 	want += outage.requests
-	waitFor(t, 30*time.Second, func() bool { return sqlTotal() == want }, "events queued during the outage applied")
+	waitFor(t, 90*time.Second, func() bool { return sqlTotal() == want }, "events queued during the outage applied")
 	waitStatus(t, c, "/readyz", http.StatusOK)
 	ref = append(ref, outage)
 	waitSource(t, c, "kv-snapshot", len(ref))
@@ -74,7 +74,7 @@ func TestBackendOutages(t *testing.T) {
 
 	// Both gone: 503 UNAVAILABLE, never a 500.
 	pgProxy.Cut()
-	waitFor(t, 20*time.Second, func() bool {
+	waitFor(t, 90*time.Second, func() bool {
 		code, a := c.paths(t, "limit=5")
 		if code != http.StatusServiceUnavailable && code != http.StatusOK {
 			t.Fatalf("read with SQL and KV down: %d %+v", code, a)
@@ -127,7 +127,7 @@ func viaProxy(t *testing.T, raw string, p *testutil.CutProxy) string {
 // waitStatus polls an unauthenticated admin path until it answers code.
 func waitStatus(t *testing.T, c *child, path string, code int) {
 	t.Helper()
-	waitFor(t, 20*time.Second, func() bool {
+	waitFor(t, 90*time.Second, func() bool {
 		resp, err := http.Get(c.admin + path)
 		if err != nil {
 			t.Fatal(err)

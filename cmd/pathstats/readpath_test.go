@@ -154,14 +154,14 @@ func checkRandomQueries(t *testing.T, c *child, ref []refPath, source string, n 
 // waitSource polls until /paths-v2 answers from source with the total.
 func waitSource(t *testing.T, c *child, source string, total int) pathsAnswer {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		_, a := c.paths(t, "limit=1")
 		if a.Metadata.DataSource == source && a.Pagination.Total == total {
 			return a
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s answer with total %d in 20s; last: total %d, %+v", source, total, a.Pagination.Total, a.Metadata)
+			t.Fatalf("no %s answer with total %d in 90s; last: total %d, %+v", source, total, a.Pagination.Total, a.Metadata)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -188,7 +188,7 @@ func TestReadPathEverySource(t *testing.T) {
 	c.stop()
 	c = startServe(t, dir, "--queue", natsSrv.ClientURL(), "--snapshot-interval", "1h", "--snapshot-max-age", "1h")
 	// The writer builds once when elected; after that nothing repairs KV.
-	c.waitMetric(`pathstats_snapshot_builds_total{result="ok"}`, 1, 20*time.Second)
+	c.waitMetric(`pathstats_snapshot_builds_total{result="ok"}`, 1, 90*time.Second)
 	waitSource(t, c, "kv-snapshot", len(ref))
 
 	faults := []struct {

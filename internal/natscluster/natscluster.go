@@ -30,7 +30,7 @@ const (
 	startAttempts = 3
 	// readyTimeout bounds the wait for a node (or the whole cluster) to
 	// report JetStream healthy.
-	readyTimeout = 45 * time.Second
+	readyTimeout = 2 * time.Minute
 	// pollInterval is how often readiness is polled.
 	pollInterval = 100 * time.Millisecond
 )

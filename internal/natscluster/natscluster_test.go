@@ -26,7 +26,7 @@ func TestKillRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t"}, Replicas: 3, Storage: jetstream.FileStorage})
 	if err != nil {
@@ -113,10 +113,10 @@ func waitCurrent(ctx context.Context, t *testing.T, js jetstream.JetStream) *jet
 	return nil
 }
 
-// streamInfo asks for stream T's info, giving up after a second: a request
-// in flight when its server dies is never answered.
+// streamInfo asks for stream T's info, giving up after 5 s: a request in
+// flight when its server dies is never answered.
 func streamInfo(ctx context.Context, js jetstream.JetStream) (*jetstream.StreamInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, "T")
 	if err != nil {

@@ -38,7 +38,7 @@ const (
 )
 
 // startTimeout bounds how long Start waits for the server to answer.
-const startTimeout = 15 * time.Second
+const startTimeout = time.Minute
 
 // Server is a running versitygw process.
 type Server struct {

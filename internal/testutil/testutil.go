@@ -13,7 +13,9 @@ import (
 	"github.com/pathstats/pathstats/sqlite"
 )
 
-// Context returns a context cancelled at the end of the test.
+// Context returns a context cancelled at the end of the test or after two
+// minutes, which bound a hang. A test with a long CPU-bound phase takes a
+// new one after it rather than spend what the phase left of this one.
 func Context(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
