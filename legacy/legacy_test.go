@@ -324,7 +324,7 @@ func TestStressSleepWakeFlush(t *testing.T) {
 	}()
 	for i := 0; i < len(events); i += 500 {
 		observeAll(s, events[i:min(i+500, len(events))], 3)
-		time.Sleep(4 * time.Millisecond) // let actors fall asleep between bursts
+		waitFor(t, "actors asleep between bursts", func() bool { return s.awake.Load() == 0 })
 	}
 	close(stop)
 	if err := <-done; err != nil {

@@ -133,7 +133,7 @@ func TestLegacyRetirement(t *testing.T) {
 		return out.String(), err
 	}
 	// Legacy actors flush write-behind; wait until all 50 are stored.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		out, err := cli("stats")
 		if err == nil && strings.Contains(out, "instances=50 ") {
