@@ -102,9 +102,7 @@ func (s *System) cleanupLocked(ctx context.Context, batchSize int, deadline time
 }
 
 // cleanupBatch deletes the next batch of stored instances after *after and
-// moves *after to the last one. It holds the flush lock so no flush writes a
-// row back between the delete and the actors' stop; a deleted actor is never
-// flushed again.
+// moves *after to the last one.
 func (s *System) cleanupBatch(ctx context.Context, size int, after *string) (int, error) {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
@@ -113,6 +111,13 @@ func (s *System) cleanupBatch(ctx context.Context, size int, after *string) (int
 		return 0, err
 	}
 	*after = names[len(names)-1]
+	return s.removeLocked(ctx, names)
+}
+
+// removeLocked deletes the named instances: their rows, then their actors.
+// The caller holds the flush lock, so no flush writes a row back between the
+// delete and the actors' stop; a deleted actor is never flushed again.
+func (s *System) removeLocked(ctx context.Context, names []string) (int, error) {
 	if err := s.store.remove(ctx, names); err != nil {
 		return 0, err
 	}
@@ -185,19 +190,25 @@ func (s *System) Decommission(ctx context.Context, force bool) (deleted int, err
 	return deleted, nil
 }
 
-// deleteAll deletes every instance while the dual write is stopped; a second
-// pass takes instances an increment created as the dual write stopped.
+// deleteAll deletes every instance while the dual write is stopped: the
+// stored ones in batches, then the ones only in memory (an increment that
+// passed the state check as the dual write stopped may still create or
+// touch an actor that no flush stored yet). Stopped actors cannot be
+// recreated: only an active system creates actors.
 func (s *System) deleteAll(ctx context.Context) (int, error) {
-	total := 0
-	for pass := 0; pass < 2 && (pass == 0 || s.Instances() > 0); pass++ {
-		n, _, err := s.cleanupLocked(ctx, MaxBatchSize, time.Time{}, nil)
-		total += n
-		if err != nil {
-			return total, err
-		}
+	n, _, err := s.cleanupLocked(ctx, MaxBatchSize, time.Time{}, nil)
+	if err != nil {
+		return n, err
 	}
-	if n := s.Instances(); n > 0 {
-		return total, fmt.Errorf("%d instances left after cleanup", n)
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	var names []string
+	for _, a := range s.actors() {
+		names = append(names, a.name)
 	}
-	return total, nil
+	if len(names) == 0 {
+		return n, nil
+	}
+	live, err := s.removeLocked(ctx, names)
+	return n + live, err
 }
