@@ -1,10 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pathstats/pathstats"
 	"github.com/pathstats/pathstats/internal/testutil"
@@ -152,4 +154,24 @@ func TestIdempotencyResendOfAgedBodyIsDuplicate(t *testing.T) {
 		t.Fatal("resend not a duplicate")
 	}
 	wantError(t, post(t, h, ndjsonType, body, "Idempotency-Key", "k5"), http.StatusBadRequest, pathstats.EInvalidBody)
+}
+
+// BenchmarkIngestKeyed is BenchmarkIngestNDJSON with a fresh Idempotency-Key
+// per request bound in a real (embedded NATS) KV: the key store's cost.
+func BenchmarkIngestKeyed(b *testing.B) {
+	body := benchNDJSON(1000)
+	srv := testutil.MustStartNATS(b, 0)
+	h := &Ingest{Builder: hourBuilder{}, Queue: discardQueue{}, Now: func() time.Time { return testNow },
+		Keys: testutil.MustOpenKV(b, srv, "idem_bench")}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		w := postReader(b, h, ndjsonType, bytes.NewReader([]byte(body)), "Idempotency-Key", "bench-"+itoa(i))
+		if w.Code != http.StatusAccepted {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+	b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "events/s")
 }

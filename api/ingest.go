@@ -110,7 +110,7 @@ func (h *Ingest) serve(w http.ResponseWriter, r *http.Request) (res IngestResult
 	defer decoderPool.Put(d)
 	now := h.now()
 	d.reset(now, h.Retention)
-	digest, err := h.decode(w, r, d, ndjson)
+	digest, err := h.decode(w, r, d, ndjson, key != "")
 	if err != nil {
 		if key != "" && digest != "" {
 			return h.rejected(r.Context(), key, digest, d.n, err)
@@ -195,14 +195,16 @@ func (h *Ingest) observe(batches []*pathstats.Batch) {
 }
 
 // decode reads the body into d and checks it holds at least one event and
-// no invalid one. It returns the body's digest (empty when the body could
-// not be read whole).
-func (h *Ingest) decode(w http.ResponseWriter, r *http.Request, d *decoder, ndjson bool) (digest string, err error) {
+// no invalid one. With withDigest it returns the body's digest (empty when
+// the body could not be read whole).
+func (h *Ingest) decode(w http.ResponseWriter, r *http.Request, d *decoder, ndjson, withDigest bool) (digest string, err error) {
 	buf, err := readBody(w, r)
 	if err != nil {
 		return "", err
 	}
-	digest = bodyDigest(buf.Bytes())
+	if withDigest {
+		digest = bodyDigest(buf.Bytes())
+	}
 	err = d.decode(buf.Bytes(), ndjson)
 	if buf.Cap() <= 2*MaxBodyBytes {
 		bodyPool.Put(buf)
