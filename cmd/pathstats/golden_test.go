@@ -485,10 +485,32 @@ func goldenCompare(g *golden) {
 // goldenLegacy: stats and both export formats.
 func goldenLegacy(g *golden) {
 	const p = "/api/admin/paths/do"
+	waitLegacyFlushed(g.t, g.c)
 	g.check(goldenReq{name: "legacy-stats", method: "GET", path: p + "/stats"})
 	g.check(goldenReq{name: "legacy-export-json", method: "GET", path: p + "/export?format=json"})
 	g.check(goldenReq{name: "legacy-export-ndjson", method: "GET", path: p + "/export?format=ndjson", shape: firstLastLines})
 	g.check(goldenReq{name: "400-legacy-export-format", method: "GET", path: p + "/export?format=xml"})
+}
+
+// waitLegacyFlushed waits until the legacy write-behind (every 1 s, only
+// when actors changed) stored what its actors hold, as storedBytes is read
+// from storage: storedBytes the same on two reads 1.5 s apart.
+func waitLegacyFlushed(t *testing.T, c *child) {
+	t.Helper()
+	storedBytes := func() float64 {
+		code, env := c.do("GET", "/api/admin/paths/do/stats", "", nil, nil)
+		data, _ := env["data"].(map[string]any)
+		if code != http.StatusOK || data == nil {
+			t.Fatalf("legacy stats: %d %v", code, env)
+		}
+		n, _ := data["storedBytes"].(float64)
+		return n
+	}
+	waitFor(t, 90*time.Second, func() bool {
+		before := storedBytes()
+		time.Sleep(1500 * time.Millisecond)
+		return before > 0 && storedBytes() == before
+	}, "the legacy write-behind to store the fixture")
 }
 
 // goldenArchive: the (empty) archive list, a run and a restore as jobs,
