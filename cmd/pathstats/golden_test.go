@@ -25,7 +25,8 @@ package main
 //     start of a fixture hour → <hourK>, anything else (now) → <time>;
 //  6. unix seconds / milliseconds (10 / 13 digits): fixture hours and
 //     event times → <hourK> / <tN>, anything else → <unix> / <unix-ms>;
-//  7. durations ("durationMs":N, "elapsedMs":N) → <ms>.
+//  7. durations ("durationMs":N, "elapsedMs":N) → <ms>; archive sizes
+//     ("bytes":N: compressed Parquet holding event times) → <bytes>.
 //
 // The request line gets the same rules, after the fixture hours written as
 // query values ("2006-01-02T15") → <hourK>.
@@ -43,12 +44,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/internal/testutil"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
@@ -162,10 +165,26 @@ func lineDiff(want, got []byte) string {
 			c = gl[i]
 		}
 		if a != c {
-			fmt.Fprintf(&b, "line %d:\n  want: %s\n  got:  %s\n", i+1, a, c)
+			col := firstDiff(a, c)
+			fmt.Fprintf(&b, "line %d, column %d:\n  want: …%s\n  got:  …%s\n  whole line want: %s\n  whole line got:  %s\n",
+				i+1, col+1, around(a, col), around(c, col), a, c)
 		}
 	}
 	return b.String()
+}
+
+// firstDiff is the byte offset of the first difference of a and b.
+func firstDiff(a, b string) int {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	return i
+}
+
+// around is s from 30 bytes before col to 50 after.
+func around(s string, col int) string {
+	return s[max(0, min(col-30, len(s))):min(len(s), col+50)]
 }
 
 // firstLastLines keeps the first and last line of an NDJSON stream and the
@@ -178,11 +197,14 @@ func firstLastLines(body []byte) []byte {
 // normaliser replaces the volatile values of a response (rules at the top
 // of this file).
 type normaliser struct {
-	literals []string          // old, new pairs
-	times    map[int64]string  // unix ms of fixture times → label
-	secs     map[int64]string  // unix seconds of fixture hours → label
-	keyed    []*regexp.Regexp  // rule 3, 4, 7 patterns
-	repl     map[string]string // pattern → replacement
+	literals []string         // old, new pairs
+	times    map[int64]string // unix ms of fixture times → label
+	// hourStrings are extra request-path literals (hour query values
+	// that are not fixture hours) → label.
+	hourStrings map[string]string
+	secs        map[int64]string  // unix seconds of fixture hours → label
+	keyed       []*regexp.Regexp  // rule 3, 4, 7 patterns
+	repl        map[string]string // pattern → replacement
 }
 
 var (
@@ -198,6 +220,7 @@ var (
 		{regexp.MustCompile(`("dataSource":"[a-z0-9-]+","version":)\d+`), `${1}<snapshot-version>`},
 		{regexp.MustCompile(`"ageSeconds":\d+`), `"ageSeconds":<age>`},
 		{regexp.MustCompile(`"(durationMs|elapsedMs)":\d+`), `"${1}":<ms>`},
+		{regexp.MustCompile(`"bytes":\d+`), `"bytes":<bytes>`},
 	}
 )
 
@@ -224,6 +247,9 @@ func newNormaliser(dataDir, nodeID string, events []time.Time, hours []int64) *n
 func (n *normaliser) requestPath(p string) string {
 	for h, label := range n.secs {
 		p = strings.ReplaceAll(p, time.Unix(h, 0).UTC().Format("2006-01-02T15"), label)
+	}
+	for v, label := range n.hourStrings {
+		p = strings.ReplaceAll(p, v, label)
 	}
 	return string(n.apply([]byte(p)))
 }
@@ -302,13 +328,19 @@ func jsonArray(events []map[string]any) []byte {
 // startGolden starts a server for golden recording and its normaliser.
 func startGolden(t *testing.T, f goldenFixture, args ...string) *golden {
 	t.Helper()
-	dir := t.TempDir()
+	return startGoldenIn(t, t.TempDir(), f.times, f.hours, args...)
+}
+
+// startGoldenIn starts a server on dir; hours and times are labelled by
+// their index (<hourK>, <tN>).
+func startGoldenIn(t *testing.T, dir string, times []time.Time, hours []int64, args ...string) *golden {
+	t.Helper()
 	c := startServe(t, dir, append([]string{"--snapshot-interval", "1s", "--legacy", "on"}, args...)...)
 	node, err := os.ReadFile(filepath.Join(dir, "node-id"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &golden{t: t, c: c, norm: newNormaliser(dir, strings.TrimSpace(string(node)), f.times, f.hours)}
+	return &golden{t: t, c: c, norm: newNormaliser(dir, strings.TrimSpace(string(node)), times, hours)}
 }
 
 // TestGolden records every admin endpoint's success and error answers
@@ -331,6 +363,9 @@ func TestGolden(t *testing.T) {
 
 	// A second server: decommission, then the legacy endpoints are gone.
 	goldenDecommission(startGolden(t, f))
+	// A third with archived hours; a fourth whose queue goes away.
+	goldenArchived(t, f)
+	goldenQueueDown(t, f)
 }
 
 // goldenOpen: unauthenticated endpoints, auth, unknown routes and methods.
@@ -605,6 +640,44 @@ func jobVolatile(b []byte) []byte {
 		b = r.re.ReplaceAll(b, []byte(r.repl))
 	}
 	return b
+}
+
+// goldenArchived: a server whose elected archiver archived two old hours
+// (ingestOldHours: 7 paths / 300 requests and 5 paths / 100 requests,
+// labelled <hour2> and <hour3>): the list, a restore job and its record,
+// the list after it (a restore moves the parts back into SQL), and 503
+// once the archive directory is gone.
+func goldenArchived(t *testing.T, f goldenFixture) {
+	dir := t.TempDir()
+	h1, h2 := ingestOldHours(t, dir)
+	g := startGoldenIn(t, dir, f.times, append(slices.Clone(f.hours), h1, h2),
+		"--retention", "25h", "--archive-interval", "1h", "--legacy", "off")
+	waitArchivedHours(t, g.c, 2)
+	g.check(goldenReq{name: "archived-list", method: "GET", path: "/api/admin/archive"})
+	from := time.Unix(h1, 0).UTC().Format("2006-01-02T15")
+	to := time.Unix(h2+3600, 0).UTC().Format("2006-01-02T15")
+	g.norm.hourStrings = map[string]string{to: "<hour3+1h>"}
+	g.check(goldenReq{name: "archived-list-range", method: "GET", path: "/api/admin/archive?from=" + time.Unix(h2, 0).UTC().Format("2006-01-02T15")})
+	id := startGoldenJob(g, "archived-restore", "/api/admin/archive/restore?from="+from+"&to="+to+"&hold=1h")
+	waitJob(t, g.c, id)
+	g.check(goldenReq{name: "archived-restore-job", method: "GET", path: "/api/admin/jobs/" + id})
+	g.check(goldenReq{name: "archived-list-held", method: "GET", path: "/api/admin/archive"})
+	if err := os.RemoveAll(filepath.Join(dir, "archive")); err != nil {
+		t.Fatal(err)
+	}
+	g.check(goldenReq{name: "503-archive-list", method: "GET", path: "/api/admin/archive"})
+}
+
+// goldenQueueDown: a server on an external queue that goes away answers
+// ingest and /readyz with 503.
+func goldenQueueDown(t *testing.T, f goldenFixture) {
+	natsSrv := testutil.MustStartNATS(t, -1)
+	g := startGolden(t, f, "--queue", natsSrv.ClientURL())
+	g.norm.literals = append(g.norm.literals, strings.TrimPrefix(natsSrv.ClientURL(), "nats://"), "<nats-addr>")
+	natsSrv.Shutdown()
+	g.check(goldenReq{name: "503-ingest-queue-down", method: "POST", path: "/api/v1/events", ctype: "application/x-ndjson",
+		body: ndjson(map[string]any{"path": "/x", "status": 200})})
+	g.check(goldenReq{name: "503-readyz-queue-down", method: "GET", path: "/readyz", noAuth: true})
 }
 
 // goldenRollout: no rollout yet, and the errors of start and abort.
