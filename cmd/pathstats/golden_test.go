@@ -14,26 +14,31 @@ package main
 //
 // Normalisation works on the raw bytes, never on parsed-and-re-encoded
 // JSON; everything not named here stays byte-identical. In this order:
-//  1. literals: the temp data dir → <data-dir>, the node id → <node>;
+//  1. literals: the temp data dir → <data-dir>, the node id → <node>
+//     (and an external NATS address → <nats-addr>);
 //  2. job ids (16 lowercase hex digits) → <job-id>, rollout ids
 //     (ro-<12 hex digits>) → <rollout-id>;
 //  3. batch ids ("batchId":"…") → "<batch-id>";
 //  4. the snapshot version in list metadata ("dataSource":…,"version":N)
 //     → <snapshot-version>, "ageSeconds":N → <age>;
 //  5. RFC 3339 times: an event time of the fixture → <tN> (N = index in
-//     goldenEvents, so ordering and which event wins stay pinned), the
+//     goldenFixture.times, so ordering and which event wins stay pinned), the
 //     start of a fixture hour → <hourK>, anything else (now) → <time>;
 //  6. unix seconds / milliseconds (10 / 13 digits): fixture hours and
 //     event times → <hourK> / <tN>, anything else → <unix> / <unix-ms>;
 //  7. durations ("durationMs":N, "elapsedMs":N) → <ms>; archive sizes
-//     ("bytes":N: compressed Parquet holding event times) → <bytes>.
+//     ("bytes":N other than 0: compressed Parquet holding event times)
+//     → <bytes>.
 //
 // The request line gets the same rules, after the fixture hours written as
-// query values ("2006-01-02T15") → <hourK>.
+// query values ("2006-01-02T15") → <hourK>. Per case, not globally: the
+// 202 of a job start (and its NDJSON job line) has state, progress, result
+// and finishedAt normalised, since how far the job got by then is timing;
+// the finished job read back later is pinned whole.
 //
-// Streaming answers (legacy NDJSON export) are pinned by their first and
-// last lines; /metrics by its status and content type only (its body holds
-// Go runtime values).
+// Streaming answers (legacy export and archive run NDJSON) are pinned by
+// their line count, first and last lines; /metrics by its status and
+// content type only (its body holds Go runtime values).
 
 import (
 	"bytes"
@@ -220,7 +225,7 @@ var (
 		{regexp.MustCompile(`("dataSource":"[a-z0-9-]+","version":)\d+`), `${1}<snapshot-version>`},
 		{regexp.MustCompile(`"ageSeconds":\d+`), `"ageSeconds":<age>`},
 		{regexp.MustCompile(`"(durationMs|elapsedMs)":\d+`), `"${1}":<ms>`},
-		{regexp.MustCompile(`"bytes":\d+`), `"bytes":<bytes>`},
+		{regexp.MustCompile(`"bytes":[1-9]\d*`), `"bytes":<bytes>`},
 	}
 )
 
