@@ -714,7 +714,8 @@ func goldenRolloutRun(g *golden) {
 }
 
 // goldenCleanup: cleanup is refused while clients are routed to legacy,
-// then forced in batches.
+// then forced in batches; then legacy reads are empty and a comparison
+// reports every path missing_in_do.
 func goldenCleanup(g *golden) {
 	const p = "/api/admin/paths/do/batch-cleanup"
 	g.check(goldenReq{name: "409-legacy-cleanup", method: "POST", path: p})
@@ -723,6 +724,8 @@ func goldenCleanup(g *golden) {
 	g.check(goldenReq{name: "legacy-cleanup", method: "POST", path: p + "?force=true&batchSize=3"})
 	g.check(goldenReq{name: "legacy-export-json-empty", method: "GET", path: "/api/admin/paths/do/export?format=json"})
 	g.check(goldenReq{name: "legacy-stats-empty", method: "GET", path: "/api/admin/paths/do/stats"})
+	g.check(goldenReq{name: "paths-legacy-after-cleanup", method: "GET", path: "/api/admin/paths"})
+	g.check(goldenReq{name: "compare-missing-in-do", method: "GET", path: "/api/admin/paths/compare"})
 	g.check(goldenReq{name: "409-legacy-decommission", method: "POST", path: "/api/admin/paths/do/decommission"})
 }
 
