@@ -20,7 +20,8 @@ package main
 //     (ro-<12 hex digits>) → <rollout-id>;
 //  3. batch ids ("batchId":"…") → "<batch-id>";
 //  4. the snapshot version in list metadata ("dataSource":…,"version":N)
-//     → <snapshot-version>, "ageSeconds":N → <age>;
+//     → <snapshot-version>, "ageSeconds":N → <age>; "activeActors":N →
+//     <actors> (actors go to sleep after a minute idle);
 //  5. RFC 3339 times: an event time of the fixture → <tN> (N = index in
 //     goldenFixture.times, so ordering and which event wins stay pinned), the
 //     start of a fixture hour → <hourK>, anything else (now) → <time>;
@@ -224,6 +225,7 @@ var (
 		{regexp.MustCompile(`"batchId":"[^"]*"`), `"batchId":"<batch-id>"`},
 		{regexp.MustCompile(`("dataSource":"[a-z0-9-]+","version":)\d+`), `${1}<snapshot-version>`},
 		{regexp.MustCompile(`"ageSeconds":\d+`), `"ageSeconds":<age>`},
+		{regexp.MustCompile(`"activeActors":\d+`), `"activeActors":<actors>`}, // actors sleep after a minute idle
 		{regexp.MustCompile(`"(durationMs|elapsedMs)":\d+`), `"${1}":<ms>`},
 		{regexp.MustCompile(`"bytes":[1-9]\d*`), `"bytes":<bytes>`},
 	}
