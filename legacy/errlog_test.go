@@ -19,22 +19,11 @@ func TestMailboxDropsLogged(t *testing.T) {
 		c.Logger = log
 	})
 	s.Observe("p", "/slow", 200, 0, t0)
-	a := s.index.Load().find(hashOf(s, "/slow"), "/slow")
-	entered, release := make(chan struct{}), make(chan struct{})
-	blocked := make(chan error, 1)
-	go func() {
-		r := newRequest(reqRun)
-		r.fn = func() { close(entered); <-release }
-		blocked <- s.ask(testCtx(t), a, r)
-	}()
-	<-entered
+	release := holdActor(t, s, "/slow")
 	for range 100 {
 		s.Observe("p", "/slow", 500, 0, t0)
 	}
-	close(release)
-	if err := <-blocked; err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if d := s.dropped.Load(); d != 96 {
 		t.Fatalf("dropped %d, want 96", d)
 	}

@@ -287,3 +287,25 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 func hashOf(s *System, path string) uint64 { return maphash.String(s.seed, path) }
+
+// holdActor keeps the awake actor of path busy (running a function) until
+// the returned release is called; release waits for the actor to answer.
+func holdActor(t testing.TB, s *System, path string) (release func()) {
+	t.Helper()
+	a := s.index.Load().find(hashOf(s, path), path)
+	entered, done := make(chan struct{}), make(chan struct{})
+	answered := make(chan error, 1)
+	go func() {
+		r := newRequest(reqRun)
+		r.fn = func() { close(entered); <-done }
+		answered <- s.ask(testCtx(t), a, r)
+	}()
+	<-entered
+	return func() {
+		t.Helper()
+		close(done)
+		if err := <-answered; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

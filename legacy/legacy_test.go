@@ -227,15 +227,7 @@ func TestMailboxFullDropsWithoutBlocking(t *testing.T) {
 		c.FlushInterval = time.Hour // no snapshot request takes a mailbox slot
 	})
 	s.Observe("p", "/slow", 200, 0, t0)
-	a := s.index.Load().find(hashOf(s, "/slow"), "/slow")
-	entered, release := make(chan struct{}), make(chan struct{})
-	blocked := make(chan error, 1)
-	go func() {
-		r := newRequest(reqRun)
-		r.fn = func() { close(entered); <-release }
-		blocked <- s.ask(testCtx(t), a, r)
-	}()
-	<-entered
+	release := holdActor(t, s, "/slow")
 	start := time.Now()
 	for range 100 {
 		s.Observe("p", "/slow", 500, 0, t0)
@@ -249,10 +241,7 @@ func TestMailboxFullDropsWithoutBlocking(t *testing.T) {
 	if v := gather(t, reg, "pathstats_legacy_dropped_total"); v != 96 {
 		t.Fatalf("metric dropped %v, want 96", v)
 	}
-	close(release)
-	if err := <-blocked; err != nil {
-		t.Fatal(err)
-	}
+	release()
 	page, err := s.Paths(testCtx(t), pathstats.PathQuery{Page: 1, Limit: 10})
 	if err != nil || page.Items[0].Requests != 5 || page.Items[0].Errors != 4 {
 		t.Fatalf("paths %+v %v, want 5 requests (1 + 4 queued)", page, err)

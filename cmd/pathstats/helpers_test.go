@@ -12,12 +12,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pathstats/pathstats"
+	"github.com/pathstats/pathstats/internal/testutil"
 	"github.com/pathstats/pathstats/sqlite"
 )
 
@@ -46,25 +46,8 @@ type child struct {
 	admin   string // base URL
 	gateway string // base URL, "" when off
 	token   string
-	logs    *syncBuffer
+	logs    *testutil.LogBuffer
 	done    chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startServe starts `pathstats serve` on free ports with dataDir and extra
@@ -76,7 +59,7 @@ func startServe(t *testing.T, dataDir string, args ...string) *child {
 		"--admin-listen", "127.0.0.1:0", "--flush-interval", "100ms", "--log-level", "debug"}, args...)
 	cmd := exec.Command(os.Args[0], all...)
 	cmd.Env = append(os.Environ(), "PATHSTATS_E2E_CHILD=1")
-	c := &child{t: t, cmd: cmd, dataDir: dataDir, logs: &syncBuffer{}, done: make(chan error, 1)}
+	c := &child{t: t, cmd: cmd, dataDir: dataDir, logs: &testutil.LogBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = c.logs, c.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
