@@ -125,12 +125,18 @@ func (h *Ingest) serve(w http.ResponseWriter, r *http.Request) (res IngestResult
 
 // accept publishes the batches of events and tells the observer.
 func (h *Ingest) accept(ctx context.Context, baseID string, events []pathstats.Event, now time.Time) (IngestResult, int, error) {
-	batches := h.Builder.BuildBatches(baseID, events, now)
-	if err := h.publish(ctx, batches); err != nil {
+	batches, err := h.enqueue(ctx, baseID, events, now)
+	if err != nil {
 		return IngestResult{}, len(events), err
 	}
 	h.observe(batches)
 	return IngestResult{Accepted: len(events), BatchID: baseID}, 0, nil
+}
+
+// enqueue builds the batches of events and publishes them.
+func (h *Ingest) enqueue(ctx context.Context, baseID string, events []pathstats.Event, now time.Time) ([]*pathstats.Batch, error) {
+	batches := h.Builder.BuildBatches(baseID, events, now)
+	return batches, h.publish(ctx, batches)
 }
 
 // acceptKeyed accepts a request under an Idempotency-Key: the key is bound
@@ -148,8 +154,8 @@ func (h *Ingest) acceptKeyed(ctx context.Context, key, digest string, events []p
 	if claim.done {
 		return IngestResult{Accepted: claim.rec.Accepted, BatchID: base, Duplicate: true}, 0, nil
 	}
-	batches := h.Builder.BuildBatches(base, events, now)
-	if err := h.publish(ctx, batches); err != nil {
+	batches, err := h.enqueue(ctx, base, events, now)
+	if err != nil {
 		return IngestResult{}, len(events), err
 	}
 	first, err := h.completeKey(ctx, key, claim)

@@ -81,7 +81,7 @@ func (s *System) handleExport(w http.ResponseWriter, r *http.Request) {
 		err = s.usable()
 	}
 	if err == nil {
-		err = s.Flush(r.Context())
+		err = s.settle(r.Context())
 	}
 	if err != nil {
 		api.WriteError(w, err)
